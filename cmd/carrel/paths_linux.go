@@ -1,0 +1,3 @@
+package main
+
+func defaultConfigPath() string { return "/etc/carrel/carrel.toml" }

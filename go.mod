@@ -1,0 +1,3 @@
+module github.com/carrel-lib/carrel
+
+go 1.26

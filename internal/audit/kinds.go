@@ -1,0 +1,136 @@
+package audit
+
+// The closed set of event kinds. Each entry says what happened and which
+// fields it carries; Event.Check enforces it. No kind may carry personal
+// data: no booking references, no card numbers or their HMACs, no addresses
+// or host names seen in traffic, no names of patrons. Staff names are not
+// recorded either; the config's SHA-256 ties an entry to the file that held
+// them.
+//
+// Kind strings and field keys are part of the wire form: never rename one,
+// only add.
+const (
+	// Service lifecycle.
+	ServiceStart       Kind = "service.start"        // version, config_sha256, pid
+	ServiceStop        Kind = "service.stop"         // reason
+	ServiceUncleanStop Kind = "service.unclean-stop" // last_alive: the previous run ended without a clean stop
+
+	// Configuration.
+	ConfigAccepted Kind = "config.accepted" // sha256, source (start|reload)
+	ConfigRejected Kind = "config.rejected" // sha256, problems (config keys and rules, never values), count
+
+	// Keys created by carrel on this PC.
+	KeyCreated Kind = "key.created" // key (audit-signing|patron-hmac), fingerprint
+
+	// Bookings.
+	BookingRetention   Kind = "booking.retention"   // deleted, from, to, cutoff
+	BookingInterrupted Kind = "booking.interrupted" // count, at: open bookings closed after an unclean stop
+
+	// Local API.
+	APIRefused Kind = "api.refused" // account, uid, why
+
+	// Misuse cases and capture (G1, G2).
+	CaseAccepted  Kind = "case.accepted"  // case, mode, start, end, notice_posted_at
+	CaseRejected  Kind = "case.rejected"  // case, why
+	CaptureStart  Kind = "capture.start"  // case, mode, interface
+	CaptureStop   Kind = "capture.stop"   // case, why, packets, drops
+	CaptureError  Kind = "capture.error"  // case, why
+	QuotaReached  Kind = "capture.quota"  // case, max_bytes, used_bytes
+	SegmentSealed Kind = "segment.sealed" // case, name, sha256, size, records, from, to
+	SegmentLost   Kind = "segment.lost"   // name, size: a segment left unfinished by a crash
+
+	// Traffic retention and legal hold.
+	TrafficRetention Kind = "traffic.retention" // deleted, bytes, from, to
+	HoldPlaced       Kind = "hold.placed"       // order_sha256, segments
+	HoldReleased     Kind = "hold.released"     // order_sha256, segments
+
+	// Court-order export (G7).
+	ExportStart Kind = "export.start" // order_sha256, from, to, pcs
+	ExportEnd   Kind = "export.end"   // order_sha256, tagmanifest_sha256, files, bytes
+	ExportFail  Kind = "export.fail"  // order_sha256, why
+
+	// Compliance.
+	ReviewRun Kind = "review.run" // yearly review printed: bookings, segments
+)
+
+type fieldSpec struct {
+	typ      FieldType
+	required bool
+}
+
+type kindSpec struct {
+	fields map[string]fieldSpec
+}
+
+func req(t FieldType) fieldSpec { return fieldSpec{typ: t, required: true} }
+func opt(t FieldType) fieldSpec { return fieldSpec{typ: t} }
+
+var kinds = map[Kind]kindSpec{
+	ServiceStart: {fields: map[string]fieldSpec{
+		"version": req(TypeToken), "config_sha256": opt(TypeHash), "pid": opt(TypeInt)}},
+	ServiceStop: {fields: map[string]fieldSpec{
+		"reason": req(TypeToken)}},
+	ServiceUncleanStop: {fields: map[string]fieldSpec{
+		"last_alive": opt(TypeTime)}},
+
+	ConfigAccepted: {fields: map[string]fieldSpec{
+		"sha256": req(TypeHash), "source": req(TypeToken)}},
+	ConfigRejected: {fields: map[string]fieldSpec{
+		"sha256": opt(TypeHash), "problems": req(TypeText), "count": req(TypeInt)}},
+
+	KeyCreated: {fields: map[string]fieldSpec{
+		"key": req(TypeToken), "fingerprint": opt(TypeHash)}},
+
+	BookingRetention: {fields: map[string]fieldSpec{
+		"deleted": req(TypeInt), "from": opt(TypeTime), "to": opt(TypeTime), "cutoff": req(TypeTime)}},
+	BookingInterrupted: {fields: map[string]fieldSpec{
+		"count": req(TypeInt), "at": req(TypeTime)}},
+
+	APIRefused: {fields: map[string]fieldSpec{
+		"account": opt(TypeToken), "uid": opt(TypeInt), "why": req(TypeToken)}},
+
+	CaseAccepted: {fields: map[string]fieldSpec{
+		"case": req(TypeToken), "mode": req(TypeToken), "start": req(TypeTime), "end": req(TypeTime),
+		"notice_posted_at": req(TypeTime)}},
+	CaseRejected: {fields: map[string]fieldSpec{
+		"case": req(TypeToken), "why": req(TypeText)}},
+	CaptureStart: {fields: map[string]fieldSpec{
+		"case": req(TypeToken), "mode": req(TypeToken), "interface": opt(TypeToken)}},
+	CaptureStop: {fields: map[string]fieldSpec{
+		"case": req(TypeToken), "why": req(TypeToken), "packets": opt(TypeInt), "drops": opt(TypeInt)}},
+	CaptureError: {fields: map[string]fieldSpec{
+		"case": opt(TypeToken), "why": req(TypeText)}},
+	QuotaReached: {fields: map[string]fieldSpec{
+		"case": req(TypeToken), "max_bytes": req(TypeInt), "used_bytes": req(TypeInt)}},
+	SegmentSealed: {fields: map[string]fieldSpec{
+		"case": req(TypeToken), "name": req(TypeToken), "sha256": req(TypeHash), "size": req(TypeInt),
+		"records": req(TypeInt), "from": req(TypeTime), "to": req(TypeTime)}},
+	SegmentLost: {fields: map[string]fieldSpec{
+		"name": req(TypeToken), "size": req(TypeInt)}},
+
+	TrafficRetention: {fields: map[string]fieldSpec{
+		"deleted": req(TypeInt), "bytes": req(TypeInt), "from": opt(TypeTime), "to": opt(TypeTime)}},
+	HoldPlaced: {fields: map[string]fieldSpec{
+		"order_sha256": req(TypeHash), "segments": req(TypeInt)}},
+	HoldReleased: {fields: map[string]fieldSpec{
+		"order_sha256": req(TypeHash), "segments": req(TypeInt)}},
+
+	ExportStart: {fields: map[string]fieldSpec{
+		"order_sha256": req(TypeHash), "from": req(TypeTime), "to": req(TypeTime), "pcs": req(TypeInt)}},
+	ExportEnd: {fields: map[string]fieldSpec{
+		"order_sha256": req(TypeHash), "tagmanifest_sha256": req(TypeHash), "files": req(TypeInt), "bytes": req(TypeInt)}},
+	ExportFail: {fields: map[string]fieldSpec{
+		"order_sha256": req(TypeHash), "why": req(TypeText)}},
+
+	ReviewRun: {fields: map[string]fieldSpec{
+		"bookings": req(TypeInt), "segments": req(TypeInt)}},
+}
+
+// Kinds returns every declared kind, for documentation and `carrel audit list --kind`.
+func Kinds() []Kind {
+	out := make([]Kind, 0, len(kinds))
+	for k := range kinds {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,55 @@
+// Package testenv lets tests ask for what they need from the machine: root,
+// network namespaces, Debian tools. Under `make test` (which sets
+// CARREL_TEST_PRIVILEGED=1 and installs the tools) a missing need fails the
+// test, so CI can never pass by skipping; in a developer's plain `go test`
+// it skips with the reason.
+//
+// It is imported only by tests.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Privileged reports whether the run promised root and the Debian tools.
+func Privileged() bool { return os.Getenv("CARREL_TEST_PRIVILEGED") == "1" }
+
+// Long reports whether the longer sweeps were asked for (make test-long).
+func Long() bool { return os.Getenv("CARREL_TEST_LONG") == "1" }
+
+// NeedRoot fails or skips t unless the test runs as root.
+func NeedRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	missing(t, "root (run `make test` as root)")
+}
+
+// NeedTool fails or skips t unless every named program is on PATH, and
+// returns the path of the first.
+func NeedTool(t testing.TB, names ...string) string {
+	t.Helper()
+	first := ""
+	for _, n := range names {
+		p, err := exec.LookPath(n)
+		if err != nil {
+			missing(t, "the program "+n+" (`make deps` installs it)")
+			return ""
+		}
+		if first == "" {
+			first = p
+		}
+	}
+	return first
+}
+
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if Privileged() {
+		t.Fatalf("this test needs %s, and CARREL_TEST_PRIVILEGED=1 says it must run", what)
+	}
+	t.Skipf("needs %s; set CARREL_TEST_PRIVILEGED=1 (make test does) to require it", what)
+}
