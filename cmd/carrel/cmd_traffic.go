@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+)
+
+// trafficCommands holds the sub-subcommands of `carrel traffic`. decode lives
+// here; list and release are added from init() in cmd_traffic_seal.go, so
+// each owner edits only their own file. Initialised as a variable (not in an
+// init) so that it exists before any file's init() inserts into it.
+var trafficCommands = map[string]command{
+	"decode": {name: "decode", summary: "print the records of pcap/pcapng FILEs as JSON Lines (reads no config)", run: runTrafficDecode},
+}
+
+func init() {
+	register(command{name: "traffic", summary: "decode captures; list and release sealed traffic segments", run: runTraffic})
+}
+
+// runTraffic dispatches on args[0] through trafficCommands.
+func runTraffic(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		trafficUsage(e.stderr)
+		return usagef("traffic needs a subcommand")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		trafficUsage(e.stdout)
+		return nil
+	}
+	c, ok := trafficCommands[args[0]]
+	if !ok {
+		trafficUsage(e.stderr)
+		return usagef("unknown traffic subcommand %q", args[0])
+	}
+	return c.run(ctx, e, args[1:])
+}
+
+func trafficUsage(w io.Writer) {
+	names := make([]string, 0, len(trafficCommands))
+	for n := range trafficCommands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "Usage: carrel traffic <subcommand> [flags] [args]\n\nSubcommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, trafficCommands[n].summary)
+	}
+}
+
+// runTrafficDecode is filled in with the extractor (issue 4).
+func runTrafficDecode(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("traffic decode", e)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	return fmt.Errorf("traffic decode: not built yet")
+}
