@@ -1,0 +1,182 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// CurrentVersion is the only config version this carrel reads.
+const CurrentVersion = 1
+
+// Config is a parsed, defaulted carrel configuration. Keys are documented in
+// config/carrel.example.toml, which `carrel config init` prints.
+type Config struct {
+	Version int     `toml:"version"`
+	PC      PC      `toml:"pc"`
+	Library Library `toml:"library"`
+	Storage Storage `toml:"storage"`
+	Booking Booking `toml:"booking"`
+	Audit   Audit   `toml:"audit"`
+	Capture Capture `toml:"capture"`
+	// Cases are the [[case]] tables, in file order. Their problems are
+	// judged by package misuse, not by Validate.
+	Cases []Case `toml:"-"`
+
+	// SHA256 is the digest of the file's bytes; the audit log records it so
+	// that an entry can be tied to the exact file that was in force.
+	SHA256 [32]byte `toml:"-"`
+	// Path is where the config was read from ("" when parsed from memory).
+	Path string `toml:"-"`
+}
+
+// PC identifies this computer.
+type PC struct {
+	// ID names the PC in bookings, in case scopes and in exports. Default:
+	// the host name.
+	ID string `toml:"id"`
+}
+
+// Library is printed on the notice and in the yearly report.
+type Library struct {
+	Name        string `toml:"name"`
+	Responsible string `toml:"responsible"` // the head librarian or their title
+	Contact     string `toml:"contact"`     // where patrons can ask
+	Rules       string `toml:"rules"`       // where the rules for PC use are published
+}
+
+// Storage says where carrel keeps its data.
+type Storage struct {
+	DataDir string `toml:"data_dir"`
+}
+
+// Booking configures the booking log and its local API.
+type Booking struct {
+	Retention Duration `toml:"retention"`
+	// APISocket is the Unix socket of the local API (Linux).
+	APISocket string `toml:"api_socket"`
+	// APIPipe is the named pipe of the local API (Windows).
+	APIPipe string `toml:"api_pipe"`
+	// ClientGroup is the group (Linux) or local group (Windows) whose members
+	// may record bookings, besides root/Administrators and the service itself.
+	ClientGroup string `toml:"client_group"`
+}
+
+// Audit configures the tamper-evident audit log.
+type Audit struct {
+	CheckpointInterval Duration `toml:"checkpoint_interval"`
+}
+
+// Capture holds the settings shared by every misuse case.
+type Capture struct {
+	Interface        string   `toml:"interface"`
+	Recipients       []string `toml:"recipients"`
+	MaxCaseDays      int      `toml:"max_case_days"`
+	MaxBytes         Size     `toml:"max_bytes"`
+	RingSize         Size     `toml:"ring_size"`
+	TrafficRetention Duration `toml:"traffic_retention"`
+}
+
+// Problem is one thing wrong with a config, tied to its TOML key.
+type Problem struct {
+	Key string // e.g. "booking.retention", "case[2026-03].approved_by"
+	Msg string
+}
+
+func (p Problem) String() string { return p.Key + ": " + p.Msg }
+
+// Problems is every problem found in a config. Load and Validate return it
+// as their error so that callers can list each one.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// ErrNotFound is returned (wrapped) when the config file does not exist.
+var ErrNotFound = errors.New("config file not found")
+
+// Load reads, decodes, defaults and validates the config at path. On
+// failure the error lists every problem (a Problems value, wrapped with the
+// path) or says why the file could not be read.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading config %q: %w", path, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading config %q: %w", path, err)
+	}
+	c, err := Parse(data)
+	if c != nil {
+		c.Path = path
+	}
+	if err != nil {
+		return c, fmt.Errorf("config %q: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes data as a carrel config, fills in defaults and validates it.
+// When the only problems are inside [[case]] tables the config is returned
+// without error: those problems travel with the cases (Case.Problems).
+func Parse(data []byte) (*Config, error) {
+	var raw struct {
+		Config
+		Case []map[string]any `toml:"case"`
+	}
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	if err != nil {
+		return nil, Problems{{Key: "(file)", Msg: tomlError(err)}}
+	}
+	c := raw.Config
+	c.SHA256 = sha256.Sum256(data)
+	var ps Problems
+	for _, k := range md.Undecoded() {
+		if len(k) > 0 && k[0] == "case" {
+			continue // judged per case in decodeCase
+		}
+		ps = append(ps, Problem{Key: k.String(), Msg: "unknown key"})
+	}
+	if !md.IsDefined("version") {
+		ps = append(ps, Problem{Key: "version", Msg: fmt.Sprintf("missing; add `version = %d` at the top", CurrentVersion)})
+	}
+	c.applyDefaults(md)
+	for i, m := range raw.Case {
+		c.Cases = append(c.Cases, decodeCase(i, m))
+	}
+	ps = append(ps, c.validate()...)
+	if len(ps) > 0 {
+		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
+		return &c, ps
+	}
+	return &c, nil
+}
+
+// Validate checks every rule that does not depend on other files or on the
+// clock. It returns nil or a Problems value.
+func (c *Config) Validate() error {
+	if ps := c.validate(); len(ps) > 0 {
+		return ps
+	}
+	return nil
+}
+
+// tomlError turns a decode error into one line with a position.
+func tomlError(err error) string {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)
+	}
+	return err.Error()
+}

@@ -1,0 +1,111 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Duration is a length of time written as a Go duration ("90m", "1h30m") or
+// with a day or week suffix ("28d", "2w"), which Go durations lack and
+// retention periods need.
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalText parses the textual form.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalText writes the shortest form that ParseDuration reads back.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+func (d Duration) String() string {
+	v := time.Duration(d)
+	day := 24 * time.Hour
+	if v > 0 && v%day == 0 {
+		return strconv.FormatInt(int64(v/day), 10) + "d"
+	}
+	return v.String()
+}
+
+// ParseDuration reads "28d", "2w", "36h", "15m" and every other Go duration.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
+		if n, ok := strings.CutSuffix(s, suffix); ok {
+			v, err := strconv.ParseUint(n, 10, 32)
+			if err != nil {
+				return 0, fmt.Errorf("invalid duration %q: want a whole number before %q", s, suffix)
+			}
+			return time.Duration(v) * unit, nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q: use for example 28d, 36h or 15m", s)
+	}
+	return v, nil
+}
+
+// Size is a number of bytes written as an integer or with a binary unit:
+// "16MiB", "2 GiB". Decimal units ("MB") are refused: a quota that silently
+// means 5 % less than its writer thought is a bug.
+type Size int64
+
+// UnmarshalText parses the textual form.
+func (z *Size) UnmarshalText(b []byte) error {
+	v, err := ParseSize(string(b))
+	if err != nil {
+		return err
+	}
+	*z = Size(v)
+	return nil
+}
+
+// MarshalText writes the size with the largest exact binary unit.
+func (z Size) MarshalText() ([]byte, error) { return []byte(z.String()), nil }
+
+func (z Size) String() string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	v, i := int64(z), 0
+	for v != 0 && v%1024 == 0 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return strconv.FormatInt(v, 10) + units[i]
+}
+
+// ParseSize reads "8388608", "8MiB", "8 MiB", "2GiB", "512KiB".
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("invalid size: want a whole number of bytes or one with KiB, MiB, GiB or TiB, such as 16MiB")
+	}
+	if v > (1<<62)/mult {
+		return 0, fmt.Errorf("invalid size: too large")
+	}
+	return v * mult, nil
+}
