@@ -1,0 +1,354 @@
+package capture
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"net/netip"
+	"time"
+	"unsafe"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// processor turns packets into records. It runs on one goroutine (the
+// capture goroutine, or the caller of DecodeFile) and owns everything in
+// it; after setup it does not allocate per packet.
+type processor struct {
+	mode    Mode
+	snaplen int
+	out     *batcher
+
+	// parsers by first layer: [0] the link layer, [1] IPv4, [2] IPv6
+	// (files with bare IP packets pick by version).
+	parsers [3]*gopacket.DecodingLayerParser
+	raw     bool
+	eth     layers.Ethernet
+	sll     layers.LinuxSLL
+	dot1q   layers.Dot1Q
+	ip4     layers.IPv4
+	ip6     layers.IPv6
+	ext     layers.IPv6ExtensionSkipper
+	tcp     layers.TCP
+	udp     layers.UDP
+	decoded []gopacket.LayerType
+
+	flows     *flowTable
+	idle      int64 // flow idle timeout, ns
+	nextSweep int64
+	pool      *reasmPool
+	name      [maxNameText]byte // DNS name in presentation form
+	txt       [maxNameText]byte // SNI or Host in presentation form
+	hello     []byte            // TLS records joined
+	emitFn    func(*flow)       // p.emitFlow, bound once so sweeps do not allocate
+
+	st counters
+}
+
+// counters are the processor's own; the engine publishes them.
+type counters struct {
+	packets, bytes, errors, evicted, reasmFull uint64
+}
+
+// pkt is the part of a decoded packet the extractors use.
+type pkt struct {
+	proto      uint8
+	src, dst   netip.Addr
+	sport      uint16
+	dport      uint16
+	haveIP     bool
+	l4         bool // TCP or UDP header decoded
+	payload    []byte
+	seq        uint32
+	ipTruncate bool
+}
+
+func newProcessor(mode Mode, link layers.LinkType, snaplen int, flowIdle time.Duration, maxFlows int, seed uint64, out *batcher) (*processor, error) {
+	p := &processor{mode: mode, snaplen: snaplen, out: out, idle: int64(flowIdle)}
+	if mode == ModePackets {
+		return p, nil
+	}
+	dl := []gopacket.DecodingLayer{&p.eth, &p.sll, &p.dot1q, &p.ip4, &p.ip6, &p.ext, &p.tcp, &p.udp}
+	var first gopacket.LayerType
+	switch link {
+	case layers.LinkTypeEthernet:
+		first = layers.LayerTypeEthernet
+	case layers.LinkTypeLinuxSLL:
+		first = layers.LayerTypeLinuxSLL
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, 12: // 12: DLT_RAW on some systems
+		p.raw = true
+		first = layers.LayerTypeIPv4
+	default:
+		return nil, fmt.Errorf("link type %v (%d) is not supported; carrel reads Ethernet, Linux cooked and raw IP captures", link, int(link))
+	}
+	for i, f := range [3]gopacket.LayerType{first, layers.LayerTypeIPv4, layers.LayerTypeIPv6} {
+		p.parsers[i] = gopacket.NewDecodingLayerParser(f, dl...)
+		// Unknown layers (ARP, ICMP, SCTP, …) end decoding quietly,
+		// without the error value DecodeLayers would otherwise allocate.
+		p.parsers[i].IgnoreUnsupported = true
+	}
+	p.decoded = make([]gopacket.LayerType, 0, 16)
+	p.flows = newFlowTable(maxFlows, seed)
+	p.pool = newReasmPool()
+	p.hello = make([]byte, 0, maxHello)
+	p.emitFn = p.emitFlow
+	return p, nil
+}
+
+// packet handles one packet. data is only borrowed: nothing of it is kept
+// past the call except the bytes copied into a reassembly buffer.
+func (p *processor) packet(data []byte, ci gopacket.CaptureInfo) {
+	p.st.packets++
+	p.st.bytes += uint64(ci.Length)
+	ts := ci.Timestamp.UnixNano()
+	if p.mode == ModePackets {
+		p.out.addBlock(data, ts, ci.Length, p.snaplen)
+		return
+	}
+	var pk pkt
+	if !p.decode(data, &pk) {
+		p.st.errors++
+		return
+	}
+	if !pk.haveIP {
+		return // ARP, LLDP, …: not IP traffic, nothing to record
+	}
+	f, d := p.account(&pk, ts, ci.Length)
+	switch {
+	case pk.proto == protoUDP && pk.l4 && (pk.sport == 53 || pk.dport == 53):
+		if q, ok := parseDNS(pk.payload, p.name[:]); ok {
+			p.emitDNS(&q, &pk, ci.Timestamp)
+		}
+	case pk.proto == protoTCP && pk.l4 && len(pk.payload) > 0:
+		p.tcpPayload(f, d, &pk, ci.Timestamp)
+	}
+	p.tick(ts)
+}
+
+// decode runs the layer parser and copies out what the extractors need.
+// It reports false for a packet that is malformed at a layer we decode.
+func (p *processor) decode(data []byte, pk *pkt) bool {
+	parser := p.parsers[0]
+	if p.raw {
+		if len(data) == 0 {
+			return false
+		}
+		switch data[0] >> 4 {
+		case 4:
+			parser = p.parsers[1]
+		case 6:
+			parser = p.parsers[2]
+		default:
+			return false
+		}
+	}
+	err := parser.DecodeLayers(data, &p.decoded)
+	for _, t := range p.decoded {
+		switch t {
+		case layers.LayerTypeIPv4:
+			pk.haveIP = true
+			pk.proto = uint8(p.ip4.Protocol)
+			pk.src = netip.AddrFrom4([4]byte(p.ip4.SrcIP.To4()))
+			pk.dst = netip.AddrFrom4([4]byte(p.ip4.DstIP.To4()))
+		case layers.LayerTypeIPv6:
+			pk.haveIP = true
+			pk.proto = uint8(p.ip6.NextHeader)
+			pk.src = netip.AddrFrom16([16]byte(p.ip6.SrcIP))
+			pk.dst = netip.AddrFrom16([16]byte(p.ip6.DstIP))
+		case layers.LayerTypeTCP:
+			pk.l4 = true
+			pk.sport, pk.dport = uint16(p.tcp.SrcPort), uint16(p.tcp.DstPort)
+			pk.seq = p.tcp.Seq
+			pk.payload = p.tcp.Payload
+		case layers.LayerTypeUDP:
+			pk.l4 = true
+			pk.sport, pk.dport = uint16(p.udp.SrcPort), uint16(p.udp.DstPort)
+			pk.payload = p.udp.Payload
+		default:
+			if layers.LayerClassIPv6Extension.Contains(t) {
+				pk.proto = uint8(p.ext.NextHeader)
+			}
+		}
+	}
+	return err == nil
+}
+
+// account adds the packet to its flow and returns the flow and the
+// direction (0: sent by the flow's a side).
+func (p *processor) account(pk *pkt, ts int64, length int) (*flow, uint8) {
+	var k flowKey
+	k.proto = pk.proto
+	k.v4 = pk.src.Is4()
+	src, dst := pk.src.As16(), pk.dst.As16()
+	d := uint8(0)
+	if c := compareEndpoint(&src, pk.sport, &dst, pk.dport); c <= 0 {
+		k.a, k.aPort, k.b, k.bPort = src, pk.sport, dst, pk.dport
+	} else {
+		k.a, k.aPort, k.b, k.bPort = dst, pk.dport, src, pk.sport
+		d = 1
+	}
+	f, created, ev := p.flows.lookup(&k)
+	if ev.used {
+		p.st.evicted++
+		p.emitFlow(&ev)
+	}
+	if created {
+		f.first, f.last, f.aFirst = ts, ts, d == 0
+	}
+	f.last = max(f.last, ts)
+	f.pkts[d]++
+	f.bytes[d] += uint64(length)
+	return f, d
+}
+
+func compareEndpoint(a *[16]byte, ap uint16, b *[16]byte, bp uint16) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return int(ap) - int(bp)
+}
+
+// tcpPayload feeds a TCP segment to the extractor its start calls for, or
+// to the reassembly this flow is already doing.
+func (p *processor) tcpPayload(f *flow, d uint8, pk *pkt, ts time.Time) {
+	st, pl := &f.stream, pk.payload
+	if st.slot != 0 && st.dir == d {
+		switch {
+		case pk.seq == st.next:
+			buf := p.pool.bufs[st.slot-1]
+			buf = append(buf, pl[:min(len(pl), cap(buf)-len(buf))]...)
+			p.pool.bufs[st.slot-1] = buf
+			st.next += uint32(len(pl))
+			if !p.extract(st.what, buf, pk, ts) || len(buf) == cap(buf) {
+				p.pool.release(st)
+			}
+		case seqBefore(pk.seq, st.next):
+			// a retransmission of bytes already held
+		default:
+			p.pool.release(st) // a gap: give up rather than guess
+		}
+		return
+	}
+	what := appNone
+	switch {
+	case pk.sport == 53 || pk.dport == 53:
+		what = appDNS
+	case pl[0] == 0x16:
+		what = appTLS
+	case isHTTPMethod(pl):
+		what = appHTTP
+	}
+	if what == appNone || !p.extract(what, pl, pk, ts) || st.slot != 0 {
+		return
+	}
+	slot := p.pool.take()
+	if slot == 0 {
+		p.st.reasmFull++
+		return
+	}
+	*st = streamState{slot: slot, dir: d, what: what, next: pk.seq + uint32(len(pl))}
+	p.pool.bufs[slot-1] = append(p.pool.bufs[slot-1], pl[:min(len(pl), maxHello)]...)
+}
+
+// extract runs one extractor over the start of a stream, emits what it
+// finds and reports whether it wants more bytes.
+func (p *processor) extract(what uint8, b []byte, pk *pkt, ts time.Time) (more bool) {
+	switch what {
+	case appTLS:
+		sni, r := clientHelloSNI(b, p.hello)
+		if r == helloSNI {
+			p.emitText(KindTLS, sni, pk, ts)
+		}
+		return r == helloMore
+	case appHTTP:
+		host, r := requestHost(b)
+		if r == httpHost {
+			p.emitText(KindHTTP, host, pk, ts)
+		}
+		return r == httpMore
+	case appDNS: // DNS over TCP: a two-byte length, then the message
+		if len(b) < 2 {
+			return true
+		}
+		n, msg := int(binary.BigEndian.Uint16(b)), b[2:]
+		msg = msg[:min(len(msg), n)]
+		if q, ok := parseDNS(msg, p.name[:]); ok {
+			p.emitDNS(&q, pk, ts)
+			return false
+		}
+		return len(msg) < n
+	}
+	return false
+}
+
+// tick sweeps idle flows out at most once a second of packet (or wall)
+// time.
+func (p *processor) tick(now int64) {
+	if p.flows == nil || now < p.nextSweep {
+		return
+	}
+	p.nextSweep = now + int64(time.Second)
+	p.flows.sweep(now-p.idle, p.emitFn)
+}
+
+// flushFlows emits every flow and empties the table (segment rotation and
+// stop).
+func (p *processor) flushFlows() {
+	if p.flows != nil {
+		p.flows.sweep(math.MaxInt64, p.emitFn)
+	}
+}
+
+func (p *processor) emitFlow(f *flow) {
+	a, b := keyAddr(&f.key.a, f.key.v4), keyAddr(&f.key.b, f.key.v4)
+	r := Record{Kind: KindFlow, TS: time.Unix(0, f.last), Proto: f.key.proto,
+		First: time.Unix(0, f.first), Last: time.Unix(0, f.last)}
+	r.Src, r.SrcPort, r.Dst, r.DstPort = a, f.key.aPort, b, f.key.bPort
+	r.SrcPackets, r.SrcBytes, r.DstPackets, r.DstBytes = f.pkts[0], f.bytes[0], f.pkts[1], f.bytes[1]
+	if !f.aFirst {
+		r.Src, r.SrcPort, r.Dst, r.DstPort = b, f.key.bPort, a, f.key.aPort
+		r.SrcPackets, r.SrcBytes, r.DstPackets, r.DstBytes = f.pkts[1], f.bytes[1], f.pkts[0], f.bytes[0]
+	}
+	p.out.addRecord(&r)
+	p.pool.release(&f.stream)
+}
+
+func keyAddr(a *[16]byte, v4 bool) netip.Addr {
+	if v4 {
+		return netip.AddrFrom4([4]byte(a[12:16]))
+	}
+	return netip.AddrFrom16(*a)
+}
+
+func (p *processor) emitDNS(q *dnsQuestion, pk *pkt, ts time.Time) {
+	r := p.tupleRecord(KindDNS, pk, ts)
+	r.Name = borrowString(q.name)
+	r.QType, r.RCode, r.Response = q.qtype, q.rcode, q.response
+	p.out.addRecord(&r)
+}
+
+// maxHostBytes bounds an SNI or Host value kept: a DNS name is at most
+// 253 characters, so this loses nothing real.
+const maxHostBytes = 255
+
+func (p *processor) emitText(k Kind, v []byte, pk *pkt, ts time.Time) {
+	txt := appendPrintable(p.txt[:0], v[:min(len(v), maxHostBytes)])
+	r := p.tupleRecord(k, pk, ts)
+	if k == KindTLS {
+		r.SNI = borrowString(txt)
+	} else {
+		r.Host = borrowString(txt)
+	}
+	p.out.addRecord(&r)
+}
+
+func (p *processor) tupleRecord(k Kind, pk *pkt, ts time.Time) Record {
+	return Record{Kind: k, TS: ts, Proto: pk.proto, Src: pk.src, SrcPort: pk.sport, Dst: pk.dst, DstPort: pk.dport}
+}
+
+// borrowString views b as a string without copying. The record holding it
+// is encoded at once and never kept, so b outlives every use.
+func borrowString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }

@@ -1,0 +1,206 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+)
+
+// wireRecord mirrors the wire form for decoding. Pointers tell an absent
+// key from a zero value, so a record missing a required key is refused
+// instead of read as zero.
+type wireRecord struct {
+	Kind       *string `json:"kind"`
+	TS         *string `json:"ts"`
+	Proto      *string `json:"proto"`
+	Src        *string `json:"src"`
+	SrcPort    *uint16 `json:"sport"`
+	Dst        *string `json:"dst"`
+	DstPort    *uint16 `json:"dport"`
+	First      *string `json:"first"`
+	Last       *string `json:"last"`
+	SrcPackets *uint64 `json:"src_packets"`
+	SrcBytes   *uint64 `json:"src_bytes"`
+	DstPackets *uint64 `json:"dst_packets"`
+	DstBytes   *uint64 `json:"dst_bytes"`
+	Name       *string `json:"name"`
+	QType      *string `json:"qtype"`
+	RCode      *string `json:"rcode"`
+	Response   *bool   `json:"response"`
+	SNI        *string `json:"sni"`
+	Host       *string `json:"host"`
+}
+
+// DecodeJSON reads one line of the wire form (with or without its '\n')
+// back into a Record. Keys it does not know are ignored; a missing or
+// malformed required key is an error naming the key.
+func DecodeJSON(line []byte) (Record, error) {
+	var w wireRecord
+	if err := json.Unmarshal(bytes.TrimRight(line, "\r\n"), &w); err != nil {
+		return Record{}, fmt.Errorf("decoding record: %w", err)
+	}
+	d := decoder{w: &w}
+	var r Record
+	switch k := d.str("kind", w.Kind); k {
+	case "flow":
+		r.Kind = KindFlow
+	case "dns":
+		r.Kind = KindDNS
+	case "tls":
+		r.Kind = KindTLS
+	case "http":
+		r.Kind = KindHTTP
+	default:
+		if d.err == nil {
+			d.fail("kind", fmt.Errorf("unknown kind %q", k))
+		}
+	}
+	r.TS = d.time("ts", w.TS)
+	if p, ok := parseProto(d.str("proto", w.Proto)); ok || d.err != nil {
+		r.Proto = p
+	} else {
+		d.fail("proto", fmt.Errorf("unknown protocol %q", *w.Proto))
+	}
+	r.Src = d.addr("src", w.Src)
+	r.SrcPort = d.u16("sport", w.SrcPort)
+	r.Dst = d.addr("dst", w.Dst)
+	r.DstPort = d.u16("dport", w.DstPort)
+	switch r.Kind {
+	case KindFlow:
+		r.First = d.time("first", w.First)
+		r.Last = d.time("last", w.Last)
+		r.SrcPackets = d.u64("src_packets", w.SrcPackets)
+		r.SrcBytes = d.u64("src_bytes", w.SrcBytes)
+		r.DstPackets = d.u64("dst_packets", w.DstPackets)
+		r.DstBytes = d.u64("dst_bytes", w.DstBytes)
+	case KindDNS:
+		r.Name = d.str("name", w.Name)
+		if t, ok := parseQType(d.str("qtype", w.QType)); ok || d.err != nil {
+			r.QType = t
+		} else {
+			d.fail("qtype", fmt.Errorf("unknown type %q", *w.QType))
+		}
+		if c, ok := parseRCode(d.str("rcode", w.RCode)); ok || d.err != nil {
+			r.RCode = c
+		} else {
+			d.fail("rcode", fmt.Errorf("unknown rcode %q", *w.RCode))
+		}
+		if w.Response == nil {
+			d.fail("response", errMissing)
+		} else {
+			r.Response = *w.Response
+		}
+	case KindTLS:
+		r.SNI = d.str("sni", w.SNI)
+	case KindHTTP:
+		r.Host = d.str("host", w.Host)
+	}
+	if d.err != nil {
+		return Record{}, d.err
+	}
+	return r, nil
+}
+
+var errMissing = errors.New("missing")
+
+// decoder keeps the first problem so DecodeJSON reads straight through.
+type decoder struct {
+	w   *wireRecord
+	err error
+}
+
+func (d *decoder) fail(key string, err error) {
+	if d.err == nil {
+		d.err = fmt.Errorf("decoding record: key %q: %w", key, err)
+	}
+}
+
+func (d *decoder) str(key string, v *string) string {
+	if v == nil {
+		d.fail(key, errMissing)
+		return ""
+	}
+	return *v
+}
+
+func (d *decoder) time(key string, v *string) time.Time {
+	s := d.str(key, v)
+	if d.err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		d.fail(key, err)
+	}
+	return t.UTC()
+}
+
+func (d *decoder) addr(key string, v *string) netip.Addr {
+	s := d.str(key, v)
+	if d.err != nil || s == "" {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		d.fail(key, err)
+	}
+	return a
+}
+
+func (d *decoder) u16(key string, v *uint16) uint16 {
+	if v == nil {
+		d.fail(key, errMissing)
+		return 0
+	}
+	return *v
+}
+
+func (d *decoder) u64(key string, v *uint64) uint64 {
+	if v == nil {
+		d.fail(key, errMissing)
+		return 0
+	}
+	return *v
+}
+
+// RecordReader reads a stream of JSON Lines records, as found in a
+// decrypted metadata segment.
+type RecordReader struct {
+	s    *bufio.Scanner
+	line int
+}
+
+// maxLine bounds one record; real records are a few hundred bytes.
+const maxLine = 64 << 10
+
+// NewRecordReader returns a reader of the records in r.
+func NewRecordReader(r io.Reader) *RecordReader {
+	s := bufio.NewScanner(r)
+	s.Buffer(make([]byte, 4096), maxLine)
+	return &RecordReader{s: s}
+}
+
+// Next returns the next record, or io.EOF after the last. An error names
+// the line it is on.
+func (rr *RecordReader) Next() (Record, error) {
+	for rr.s.Scan() {
+		rr.line++
+		if len(bytes.TrimSpace(rr.s.Bytes())) == 0 {
+			continue
+		}
+		r, err := DecodeJSON(rr.s.Bytes())
+		if err != nil {
+			return Record{}, fmt.Errorf("line %d: %w", rr.line, err)
+		}
+		return r, nil
+	}
+	if err := rr.s.Err(); err != nil {
+		return Record{}, fmt.Errorf("line %d: reading records: %w", rr.line+1, err)
+	}
+	return Record{}, io.EOF
+}

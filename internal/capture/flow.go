@@ -1,0 +1,146 @@
+package capture
+
+import "encoding/binary"
+
+// flowKey is a flow's 5-tuple in canonical order (the lower endpoint
+// first), so both directions find the same entry. IPv4 addresses are held
+// IPv4-mapped.
+type flowKey struct {
+	a, b         [16]byte
+	aPort, bPort uint16
+	proto        uint8
+	v4           bool
+}
+
+// flow is one entry of the flow table. Times are Unix nanoseconds: no
+// pointers, so the table costs the garbage collector nothing to scan.
+type flow struct {
+	key  flowKey
+	used bool
+	// aFirst says the a side sent the first packet seen: it is the "src"
+	// of the flow record.
+	aFirst      bool
+	first, last int64
+	pkts        [2]uint64 // [0]: sent by a, [1]: sent by b
+	bytes       [2]uint64
+	// stream: reassembly of the start of one direction for SNI, Host or a
+	// DNS-over-TCP question; see reasm.go.
+	stream streamState
+}
+
+// flowTable is a fixed-size open-addressing hash table (linear probing,
+// backward-shift deletion). It is sized once, so updating it never
+// allocates, and bounded, so a flood of new flows cannot grow memory.
+type flowTable struct {
+	slots []flow
+	mask  uint64
+	n     int // used entries
+	max   int // most entries kept; past it the oldest in a probe run is evicted
+	seed  uint64
+}
+
+func newFlowTable(maxFlows int, seed uint64) *flowTable {
+	size := 1
+	for size < 2*maxFlows {
+		size <<= 1
+	}
+	return &flowTable{slots: make([]flow, size), mask: uint64(size - 1), max: maxFlows, seed: seed | 1}
+}
+
+func (t *flowTable) hash(k *flowKey) uint64 {
+	h := t.seed
+	h = mix(h ^ binary.LittleEndian.Uint64(k.a[0:8]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.a[8:16]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.b[0:8]))
+	h = mix(h ^ binary.LittleEndian.Uint64(k.b[8:16]))
+	return mix(h ^ uint64(k.aPort)<<24 ^ uint64(k.bPort)<<8 ^ uint64(k.proto))
+}
+
+// mix is the finaliser of SplitMix64: cheap and well spread. The seed is
+// random per table, so senders cannot aim collisions at it.
+func mix(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
+// lookup returns the entry for k, creating it if needed. evicted is a copy
+// of an entry that had to make room (its used is false when none did); the
+// caller reports it before the next lookup.
+func (t *flowTable) lookup(k *flowKey) (f *flow, created bool, evicted flow) {
+	i := t.hash(k) & t.mask
+	for {
+		s := &t.slots[i]
+		if !s.used {
+			break
+		}
+		if s.key == *k {
+			return s, false, evicted
+		}
+		i = (i + 1) & t.mask
+	}
+	if t.n >= t.max {
+		// Full: evict the least recently seen of the entries near the
+		// home slot, which keeps the eviction cheap and bounded.
+		j, oldest := t.hash(k)&t.mask, -1
+		for p := 0; p < 8; p++ {
+			s := &t.slots[(j+uint64(p))&t.mask]
+			if s.used && (oldest < 0 || s.last < t.slots[oldest].last) {
+				oldest = int((j + uint64(p)) & t.mask)
+			}
+		}
+		if oldest < 0 { // the run near home is empty: evict anything
+			for oldest = range t.slots {
+				if t.slots[oldest].used {
+					break
+				}
+			}
+		}
+		evicted = t.slots[oldest]
+		t.remove(uint64(oldest))
+		return t.insert(k), true, evicted
+	}
+	return t.insert(k), true, evicted
+}
+
+func (t *flowTable) insert(k *flowKey) *flow {
+	i := t.hash(k) & t.mask
+	for t.slots[i].used {
+		i = (i + 1) & t.mask
+	}
+	t.slots[i] = flow{key: *k, used: true}
+	t.n++
+	return &t.slots[i]
+}
+
+// remove deletes slot i and shifts later members of its probe run back,
+// so lookups never need tombstones.
+func (t *flowTable) remove(i uint64) {
+	t.slots[i] = flow{}
+	t.n--
+	for j := (i + 1) & t.mask; t.slots[j].used; j = (j + 1) & t.mask {
+		home := t.hash(&t.slots[j].key) & t.mask
+		// Move j into the hole at i unless its home lies cyclically in (i, j].
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.slots[i] = t.slots[j]
+			t.slots[j] = flow{}
+			i = j
+		}
+	}
+}
+
+// sweep calls emit for, and removes, every flow whose last packet is
+// before cutoff (all flows when cutoff is math.MaxInt64).
+func (t *flowTable) sweep(cutoff int64, emit func(*flow)) {
+	for i := uint64(0); i < uint64(len(t.slots)); {
+		s := &t.slots[i]
+		if s.used && s.last < cutoff {
+			emit(s)
+			t.remove(i)
+			continue // a later entry may have moved into i
+		}
+		i++
+	}
+}
