@@ -1,0 +1,104 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os/user"
+
+	"github.com/Microsoft/go-winio"
+	"golang.org/x/sys/windows"
+)
+
+// Well-known SIDs allowed on the pipe besides the booking-client group.
+const (
+	sidSystem         = "S-1-5-18"
+	sidAdministrators = "S-1-5-32-544"
+)
+
+// ErrNoGroup is returned (wrapped) when the configured booking-client group
+// does not exist; the daemon then serves only Administrators and itself.
+var ErrNoGroup = errors.New("booking-client group does not exist")
+
+// Listen opens the API's named pipe. Its ACL grants full access to SYSTEM
+// and Administrators and read/write to the booking-client group only, so
+// other accounts cannot even open it; each request is checked again from
+// the caller's token.
+func Listen(path string, group string) (net.Listener, *Authorizer, error) {
+	allow := []string{sidSystem, sidAdministrators}
+	if self := selfSID(); self != "" {
+		allow = append(allow, self)
+	}
+	sddl := "D:P(A;;GA;;;SY)(A;;GA;;;BA)"
+	if group != "" {
+		if g, err := user.LookupGroup(group); err == nil {
+			sddl += fmt.Sprintf("(A;;GRGW;;;%s)", g.Gid) // on Windows Gid is the SID
+			allow = append(allow, g.Gid)
+		}
+	}
+	l, err := winio.ListenPipe(path, &winio.PipeConfig{SecurityDescriptor: sddl, InputBufferSize: 4096, OutputBufferSize: 65536})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listening on API pipe %q: %w", path, err)
+	}
+	return l, &Authorizer{AllowSIDs: allow}, nil
+}
+
+// GroupMissing reports whether group is configured but absent on this PC.
+func GroupMissing(group string) error {
+	if group == "" {
+		return nil
+	}
+	if _, err := user.LookupGroup(group); err != nil {
+		return fmt.Errorf("%w: %q; only Administrators and the service can use the API until the local group is created and the booking client's account is added to it", ErrNoGroup, group)
+	}
+	return nil
+}
+
+// peerOf reads the identity of the pipe's client from its process token.
+func peerOf(c net.Conn) (Peer, error) {
+	f, ok := c.(interface{ Fd() uintptr })
+	if !ok {
+		return Peer{}, fmt.Errorf("not a named pipe connection")
+	}
+	var pid uint32
+	if err := windows.GetNamedPipeClientProcessId(windows.Handle(f.Fd()), &pid); err != nil {
+		return Peer{}, fmt.Errorf("GetNamedPipeClientProcessId: %w", err)
+	}
+	h, err := windows.OpenProcess(windows.PROCESS_QUERY_LIMITED_INFORMATION, false, pid)
+	if err != nil {
+		return Peer{}, fmt.Errorf("opening client process %d: %w", pid, err)
+	}
+	defer windows.CloseHandle(h)
+	var tok windows.Token
+	if err := windows.OpenProcessToken(h, windows.TOKEN_QUERY, &tok); err != nil {
+		return Peer{}, fmt.Errorf("opening client token: %w", err)
+	}
+	defer tok.Close()
+	u, err := tok.GetTokenUser()
+	if err != nil {
+		return Peer{}, fmt.Errorf("reading client token: %w", err)
+	}
+	p := Peer{PID: int32(pid), SID: u.User.Sid.String()}
+	if acct, dom, _, err := u.User.Sid.LookupAccount(""); err == nil {
+		p.Name = dom + `\` + acct
+	}
+	groups, err := tok.GetTokenGroups()
+	if err != nil {
+		return Peer{}, fmt.Errorf("reading client groups: %w", err)
+	}
+	for _, g := range groups.AllGroups() {
+		// Only groups enabled in the token count (not deny-only ones).
+		if g.Attributes&windows.SE_GROUP_ENABLED != 0 {
+			p.SIDs = append(p.SIDs, g.Sid.String())
+		}
+	}
+	return p, nil
+}
+
+func selfSID() string {
+	u, err := windows.GetCurrentProcessToken().GetTokenUser()
+	if err != nil {
+		return ""
+	}
+	return u.User.Sid.String()
+}

@@ -1,0 +1,222 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/carrel-lib/carrel/internal/booking"
+)
+
+// Bookings is what the API needs of the register.
+type Bookings interface {
+	Start(ctx context.Context, r booking.StartRequest) (booking.Booking, error)
+	End(ctx context.Context, ref string) (booking.Booking, error)
+	List(ctx context.Context, from, to time.Time) ([]booking.Booking, error)
+}
+
+// Refusal is a request turned away because of who sent it.
+type Refusal struct {
+	Peer Peer
+	Why  string // a short machine word: "not-in-group", "unknown-peer"
+}
+
+// Config wires a Server.
+type Config struct {
+	Bookings Bookings
+	// PC returns the id of this PC for new bookings (it follows config reloads).
+	PC func() string
+	// Status builds the body of GET /v1/status.
+	Status func(ctx context.Context) (Status, error)
+	// Allow decides whether a peer may call the API.
+	Allow *Authorizer
+	// Refused is told about every refused request (the daemon audits it).
+	Refused func(Refusal)
+	Log     *slog.Logger
+}
+
+// Server serves the API on one listener.
+type Server struct {
+	cfg  Config
+	http *http.Server
+}
+
+type peerKey struct{}
+
+// NewServer returns a server; call Serve with a listener from Listen.
+func NewServer(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/bookings/start", s.start)
+	mux.HandleFunc("POST /v1/bookings/end", s.end)
+	mux.HandleFunc("GET /v1/bookings", s.list)
+	mux.HandleFunc("GET /v1/status", s.status)
+	s.http = &http.Server{
+		Handler:           s.authorize(mux),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		MaxHeaderBytes:    8 << 10,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			p, err := peerOf(c)
+			if err != nil {
+				cfg.Log.Warn("cannot identify API caller", "err", err)
+				return ctx
+			}
+			return context.WithValue(ctx, peerKey{}, p)
+		},
+		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
+	}
+	return s
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	err := s.http.Serve(l)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting and waits for requests in flight.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+func (s *Server) authorize(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := r.Context().Value(peerKey{}).(Peer)
+		why := "unknown-peer"
+		if ok {
+			why = s.cfg.Allow.Check(p)
+		}
+		if why != "" {
+			if s.cfg.Refused != nil {
+				s.cfg.Refused(Refusal{Peer: p, Why: why})
+			}
+			writeError(w, http.StatusForbidden, fmt.Sprintf("account %s may not use the carrel API (%s); add it to the booking-client group", p, why))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) start(w http.ResponseWriter, r *http.Request) {
+	var req StartRequest
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	br := booking.StartRequest{PC: s.cfg.PC(), Ref: req.Ref, Patron: req.Patron}
+	if req.PlannedEnd != nil {
+		br.PlannedEnd = *req.PlannedEnd
+	}
+	b, err := s.cfg.Bookings.Start(r.Context(), br)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, wireBooking(b))
+}
+
+func (s *Server) end(w http.ResponseWriter, r *http.Request) {
+	var req EndRequest
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	b, err := s.cfg.Bookings.End(r.Context(), req.Ref)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, wireBooking(b))
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	var from, to time.Time
+	for _, q := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		v := r.URL.Query().Get(q.name)
+		if v == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: not an RFC 3339 time: %q", q.name, v))
+			return
+		}
+		*q.dst = t
+	}
+	if !from.IsZero() && !to.IsZero() && !to.After(from) {
+		writeError(w, http.StatusBadRequest, "to must be after from")
+		return
+	}
+	bs, err := s.cfg.Bookings.List(r.Context(), from, to)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := make([]Booking, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, wireBooking(b))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.cfg.Status(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// fail maps a booking error to a status; anything unexpected is logged and
+// reported without internals.
+func (s *Server) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, booking.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, booking.ErrAlreadyOpen):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, booking.ErrNoOpenBooking):
+		writeError(w, http.StatusNotFound, err.Error())
+	default:
+		s.cfg.Log.Error("API request failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error; see the service log")
+	}
+}
+
+func wireBooking(b booking.Booking) Booking {
+	out := Booking{PC: b.PC, Ref: b.Ref, Start: b.Start, Ended: string(b.Ended), HasPatron: b.HasPatron}
+	if !b.PlannedEnd.IsZero() {
+		t := b.PlannedEnd
+		out.PlannedEnd = &t
+	}
+	if !b.End.IsZero() {
+		t := b.End
+		out.End = &t
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, Error{Error: msg})
+}

@@ -1,0 +1,99 @@
+package api
+
+import (
+	"time"
+)
+
+// Wire types. Field names are part of the API that booking clients are
+// written against: add fields, never rename or remove one.
+
+// StartRequest is the body of POST /v1/bookings/start.
+type StartRequest struct {
+	Ref        string     `json:"ref"`
+	Patron     string     `json:"patron,omitempty"`
+	PlannedEnd *time.Time `json:"planned_end,omitempty"`
+}
+
+// EndRequest is the body of POST /v1/bookings/end.
+type EndRequest struct {
+	Ref string `json:"ref"`
+}
+
+// Booking is one booking as the API shows it. The patron HMAC never leaves
+// the service; HasPatron says whether one is stored.
+type Booking struct {
+	PC         string     `json:"pc"`
+	Ref        string     `json:"ref"`
+	Start      time.Time  `json:"start"`
+	PlannedEnd *time.Time `json:"planned_end,omitempty"`
+	End        *time.Time `json:"end,omitempty"`
+	Ended      string     `json:"ended,omitempty"` // "ended" or "interrupted"; absent while open
+	HasPatron  bool       `json:"has_patron"`
+}
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// Status is the body of GET /v1/status: what `carrel status` prints.
+type Status struct {
+	Version      string    `json:"version"`
+	PC           string    `json:"pc"`
+	DataDir      string    `json:"data_dir"`
+	Config       string    `json:"config"`
+	ConfigSHA256 string    `json:"config_sha256"`
+	Started      time.Time `json:"started"`
+	// ConfigRejected is set while the file on disk is invalid and an
+	// earlier config is in force; it holds the problems, one per line.
+	ConfigRejected string `json:"config_rejected,omitempty"`
+
+	Mode       string `json:"mode"`        // "bookings-only" or "capturing"
+	ModeReason string `json:"mode_reason"` // why: no case, which case, or why a case is refused
+
+	Bookings  BookingStats `json:"bookings"`
+	Retention string       `json:"retention"`
+	NextPurge time.Time    `json:"next_purge"`
+
+	Capture *CaptureStatus `json:"capture,omitempty"`
+
+	Audit    AuditStatus `json:"audit"`
+	Warnings []string    `json:"warnings,omitempty"`
+}
+
+// BookingStats counts the register.
+type BookingStats struct {
+	Count  int        `json:"count"`
+	Open   int        `json:"open"`
+	Oldest *time.Time `json:"oldest,omitempty"`
+}
+
+// AuditStatus summarises the audit log.
+type AuditStatus struct {
+	Entries        int64      `json:"entries"`
+	LastCheckpoint *time.Time `json:"last_checkpoint,omitempty"`
+}
+
+// CaptureStatus describes traffic logging: whether it is on, under which
+// case, and what it has produced.
+type CaptureStatus struct {
+	On        bool       `json:"on"`
+	Case      string     `json:"case,omitempty"`
+	Mode      string     `json:"mode,omitempty"`
+	Interface string     `json:"interface,omitempty"`
+	Until     *time.Time `json:"until,omitempty"`
+	Reason    string     `json:"reason,omitempty"` // when off: why
+	Cases     []CaseInfo `json:"cases,omitempty"`
+	Packets   uint64     `json:"packets"`
+	Drops     uint64     `json:"drops"`
+	Segments  int        `json:"segments"`
+	Bytes     int64      `json:"bytes"`
+	NextCheck *time.Time `json:"next_change,omitempty"`
+}
+
+// CaseInfo is one declared case and what carrel made of it.
+type CaseInfo struct {
+	ID     string `json:"id"`
+	State  string `json:"state"` // "active", "pending", "ended", "refused", "out-of-scope"
+	Reason string `json:"reason,omitempty"`
+}
