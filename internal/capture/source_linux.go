@@ -1,13 +1,12 @@
 package capture
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
@@ -20,37 +19,46 @@ type afSource struct {
 	dropped uint64
 }
 
-// ARPHRD values from /sys/class/net/*/type that we can read.
-const (
-	arphrdEther    = 1
-	arphrdLoopback = 772
-	arphrdNone     = 65534 // tun devices: bare IP packets
-)
-
-// interfaceLinkType reads the link type of iface from sysfs, opening no
-// socket.
+// interfaceLinkType asks the kernel (netlink RTM_GETLINK, as
+// net.InterfaceByName does) for the hardware type of iface. It opens no
+// capture socket, and it answers for the network namespace of the calling
+// thread, which is where openSource will bind.
 func interfaceLinkType(iface string) (layers.LinkType, error) {
-	if iface == "" || iface == "." || iface == ".." || strings.ContainsRune(iface, '/') {
-		return 0, fmt.Errorf("invalid interface name %q", iface)
-	}
-	b, err := os.ReadFile("/sys/class/net/" + iface + "/type")
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("no network interface %q", iface)
-	}
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
 	if err != nil {
-		return 0, fmt.Errorf("reading the link type of %q: %w", iface, err)
+		return 0, fmt.Errorf("listing network interfaces: %w", err)
 	}
-	t, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	msgs, err := syscall.ParseNetlinkMessage(rib)
 	if err != nil {
-		return 0, fmt.Errorf("reading the link type of %q: %w", iface, err)
+		return 0, fmt.Errorf("listing network interfaces: %w", err)
 	}
-	switch t {
-	case arphrdEther, arphrdLoopback:
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
+			continue
+		}
+		info := (*syscall.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
+		attrs, err := syscall.ParseNetlinkRouteAttr(m)
+		if err != nil {
+			continue
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == syscall.IFLA_IFNAME && string(bytes.TrimRight(a.Value, "\x00")) == iface {
+				return linkTypeOf(iface, int(info.Type))
+			}
+		}
+	}
+	return 0, fmt.Errorf("no network interface %q", iface)
+}
+
+func linkTypeOf(iface string, arphrd int) (layers.LinkType, error) {
+	switch arphrd {
+	case syscall.ARPHRD_ETHER, syscall.ARPHRD_LOOPBACK:
 		return layers.LinkTypeEthernet, nil
-	case arphrdNone:
+	case syscall.ARPHRD_NONE: // tun devices: bare IP packets
 		return layers.LinkTypeRaw, nil
 	}
-	return 0, fmt.Errorf("interface %q has link type %d, which carrel cannot capture (it reads Ethernet and bare IP)", iface, t)
+	return 0, fmt.Errorf("interface %q has hardware type %d, which carrel cannot capture (it reads Ethernet and bare IP)", iface, arphrd)
 }
 
 // ringGeometry splits the ring into blocks. More, smaller blocks let the

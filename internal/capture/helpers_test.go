@@ -1,0 +1,215 @@
+package capture
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+)
+
+// Test packets are built with gopacket's serializer (allocation is fine in
+// tests); the code under test never uses it.
+
+var (
+	pcMAC  = net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
+	srvMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
+	pc4    = netip.MustParseAddr("10.200.7.2")
+	srv4   = netip.MustParseAddr("10.200.7.1")
+	pc6    = netip.MustParseAddr("fd00:200::2")
+	srv6   = netip.MustParseAddr("fd00:200::1")
+)
+
+// frame builds an Ethernet frame carrying l4 (a *layers.TCP or *layers.UDP)
+// and payload from src to dst.
+func frame(t testing.TB, src, dst netip.Addr, l4 gopacket.SerializableLayer, payload []byte) []byte {
+	t.Helper()
+	eth := &layers.Ethernet{SrcMAC: pcMAC, DstMAC: srvMAC, EthernetType: layers.EthernetTypeIPv4}
+	var ip gopacket.NetworkLayer
+	proto := layers.IPProtocolUDP
+	if _, ok := l4.(*layers.TCP); ok {
+		proto = layers.IPProtocolTCP
+	}
+	var ipl gopacket.SerializableLayer
+	if src.Is4() {
+		v := &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+		ip, ipl = v, v
+	} else {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		v := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+		ip, ipl = v, v
+	}
+	switch l := l4.(type) {
+	case *layers.TCP:
+		l.SetNetworkLayerForChecksum(ip)
+	case *layers.UDP:
+		l.SetNetworkLayerForChecksum(ip)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(buf, opts, eth, ipl, l4, gopacket.Payload(payload)); err != nil {
+		t.Fatalf("building a test frame: %v", err)
+	}
+	return buf.Bytes()
+}
+
+func udpFrame(t testing.TB, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, payload []byte) []byte {
+	return frame(t, src, dst, &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: layers.UDPPort(dport)}, payload)
+}
+
+func tcpFrame(t testing.TB, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, seq uint32, payload []byte) []byte {
+	return frame(t, src, dst, &layers.TCP{SrcPort: layers.TCPPort(sport), DstPort: layers.TCPPort(dport), Seq: seq, ACK: true, PSH: true, Window: 64240}, payload)
+}
+
+// dnsQuery is a real DNS message made by gopacket's DNS layer.
+func dnsQuery(t testing.TB, name string, qtype layers.DNSType, response bool, rcode layers.DNSResponseCode) []byte {
+	t.Helper()
+	d := &layers.DNS{ID: 0x1234, QR: response, RD: true, ResponseCode: rcode,
+		Questions: []layers.DNSQuestion{{Name: []byte(name), Type: qtype, Class: layers.DNSClassIN}}}
+	buf := gopacket.NewSerializeBuffer()
+	if err := d.SerializeTo(buf, gopacket.SerializeOptions{FixLengths: true}); err != nil {
+		t.Fatalf("building a DNS message: %v", err)
+	}
+	return buf.Bytes()
+}
+
+// clientHello returns the bytes Go's own TLS client sends first: a real
+// ClientHello record for serverName.
+func clientHello(t testing.TB, serverName string) []byte {
+	t.Helper()
+	c := &recordingConn{}
+	tc := tls.Client(c, &tls.Config{ServerName: serverName, InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(time.Second))
+	_ = tc.Handshake() // fails at the first read, after the hello is written
+	if c.buf.Len() == 0 {
+		t.Fatal("the TLS client wrote no ClientHello")
+	}
+	return c.buf.Bytes()
+}
+
+type recordingConn struct{ buf bytes.Buffer }
+
+func (c *recordingConn) Read([]byte) (int, error)         { return 0, errors.New("no server") }
+func (c *recordingConn) Write(b []byte) (int, error)      { return c.buf.Write(b) }
+func (c *recordingConn) Close() error                     { return nil }
+func (c *recordingConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *recordingConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *recordingConn) SetDeadline(time.Time) error      { return nil }
+func (c *recordingConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *recordingConn) SetWriteDeadline(time.Time) error { return nil }
+
+// fileSink is the tests' Sink: real files, one per segment, read back with
+// RecordReader. cutEvery makes Due true after that many records;
+// failAfter makes Write fail after that many (like a quota).
+type fileSink struct {
+	dir       string
+	header    []byte
+	f         *os.File
+	n, segN   int
+	cutEvery  int
+	failAfter int
+	files     []string
+	closed    bool
+}
+
+var errTestQuota = errors.New("test quota reached")
+
+func (s *fileSink) Write(rec []byte, ts time.Time) error {
+	if s.failAfter > 0 && s.n >= s.failAfter {
+		return errTestQuota
+	}
+	if s.f == nil {
+		s.segN++
+		name := filepath.Join(s.dir, fmt.Sprintf("seg-%04d", s.segN))
+		f, err := os.Create(name)
+		if err != nil {
+			return err
+		}
+		s.f, s.files = f, append(s.files, name)
+		if _, err := f.Write(s.header); err != nil {
+			return err
+		}
+	}
+	s.n++
+	_, err := s.f.Write(rec)
+	return err
+}
+
+func (s *fileSink) Due(time.Time) bool { return s.cutEvery > 0 && s.f != nil && s.n%s.cutEvery == 0 }
+
+func (s *fileSink) Cut() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+func (s *fileSink) Close() error { s.closed = true; return s.Cut() }
+
+// records decodes every segment the sink wrote.
+func (s *fileSink) records(t testing.TB) []Record {
+	t.Helper()
+	var all []Record
+	for _, name := range s.files {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr := NewRecordReader(f)
+		for {
+			r, err := rr.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatalf("%s: %v", name, err)
+				}
+				break
+			}
+			all = append(all, r)
+		}
+		f.Close()
+	}
+	return all
+}
+
+// memSink collects records in memory, for unit tests of the processor.
+type memSink struct{ lines [][]byte }
+
+func (m *memSink) Write(rec []byte, _ time.Time) error {
+	m.lines = append(m.lines, append([]byte(nil), rec...))
+	return nil
+}
+func (m *memSink) Due(time.Time) bool { return false }
+func (m *memSink) Cut() error         { return nil }
+func (m *memSink) Close() error       { return nil }
+
+// testProcessor returns a metadata processor writing synchronously to sink.
+func testProcessor(t testing.TB, sink Sink) *processor {
+	t.Helper()
+	var out *batcher
+	out = newBatcher(func(b *batch) {
+		if _, err := writeBatch(sink, b); err != nil {
+			t.Errorf("writeBatch: %v", err)
+		}
+		out.recycle(b)
+	})
+	p, err := newProcessor(ModeMetadata, layers.LinkTypeEthernet, DefaultSnaplen, time.Minute, 1024, 42, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func ci(ts time.Time, data []byte) gopacket.CaptureInfo {
+	return gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data)}
+}
