@@ -70,8 +70,10 @@ type BookingStats struct {
 
 // AuditStatus summarises the audit log.
 type AuditStatus struct {
-	Entries        int64      `json:"entries"`
-	LastCheckpoint *time.Time `json:"last_checkpoint,omitempty"`
+	Entries int64 `json:"entries"`
+	// Checkpointed is the tree size of the latest signed checkpoint: the
+	// entries a copied checkpoint can vouch for.
+	Checkpointed int64 `json:"checkpointed"`
 }
 
 // CaptureStatus describes traffic logging: whether it is on, under which

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 
@@ -179,4 +180,13 @@ func tomlError(err error) string {
 		return fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)
 	}
 	return err.Error()
+}
+
+// APIAddr is the local API's address on this platform: the Unix socket on
+// Linux, the named pipe on Windows.
+func (c *Config) APIAddr() string {
+	if runtime.GOOS == "windows" {
+		return c.Booking.APIPipe
+	}
+	return c.Booking.APISocket
 }

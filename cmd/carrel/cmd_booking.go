@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/carrel-lib/carrel/internal/api"
+	"github.com/carrel-lib/carrel/internal/config"
+)
+
+func init() {
+	register(command{name: "booking", summary: "start, end or list bookings through the running service (start|end|list)", run: runBooking})
+}
+
+func runBooking(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("booking needs a subcommand: start, end or list")
+	}
+	switch args[0] {
+	case "start":
+		return runBookingStart(ctx, e, args[1:])
+	case "end":
+		return runBookingEnd(ctx, e, args[1:])
+	case "list":
+		return runBookingList(ctx, e, args[1:])
+	default:
+		return usagef("unknown booking subcommand %q: want start, end or list", args[0])
+	}
+}
+
+type bookingStartOptions struct {
+	configPath string
+	ref        string
+	patron     string
+	plannedEnd timeFlag
+}
+
+func runBookingStart(ctx context.Context, e *env, args []string) error {
+	var o bookingStartOptions
+	fs := newFlagSet("booking start", e)
+	fs.StringVar(&o.configPath, "config", defaultConfigPath(), "config `FILE`")
+	fs.StringVar(&o.ref, "ref", "", "the booking client's opaque booking `REF` (required)")
+	fs.StringVar(&o.patron, "patron", "", "patron `CARD` number; stored only as a keyed hash")
+	fs.Var(&o.plannedEnd, "planned-end", "when the booking is planned to end (`TIME`)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if o.ref == "" || fs.NArg() > 0 {
+		return usagef("booking start needs --ref REF and no other arguments")
+	}
+	cfg, err := config.Load(o.configPath)
+	if err != nil {
+		return err
+	}
+	req := api.StartRequest{Ref: o.ref, Patron: o.patron}
+	if !o.plannedEnd.t.IsZero() {
+		req.PlannedEnd = &o.plannedEnd.t
+	}
+	b, err := apiClient(cfg).Start(ctx, req)
+	if err != nil {
+		return apiError(err)
+	}
+	fmt.Fprintf(e.stdout, "started booking %s on %s at %s\n", b.Ref, b.PC, fmtTime(&b.Start))
+	return nil
+}
+
+func runBookingEnd(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("booking end", e)
+	path := configFlag(fs)
+	ref := fs.String("ref", "", "the booking `REF` to end (required)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *ref == "" || fs.NArg() > 0 {
+		return usagef("booking end needs --ref REF and no other arguments")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	b, err := apiClient(cfg).End(ctx, *ref)
+	if err != nil {
+		return apiError(err)
+	}
+	fmt.Fprintf(e.stdout, "ended booking %s on %s at %s (%s)\n", b.Ref, b.PC, fmtTime(b.End), b.Start.Sub(*b.End).Abs().Round(time.Second))
+	return nil
+}
+
+func runBookingList(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("booking list", e)
+	path := configFlag(fs)
+	var from, to timeFlag
+	fs.Var(&from, "from", "list bookings overlapping the window from `TIME`")
+	fs.Var(&to, "to", "… to `TIME`")
+	format := fs.String("format", "table", "output `FORMAT`: table, csv or json")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("booking list takes no arguments")
+	}
+	write, ok := bookingWriters[*format]
+	if !ok {
+		return usagef("--format must be table, csv or json, not %q", *format)
+	}
+	if !from.t.IsZero() && !to.t.IsZero() && !to.t.After(from.t) {
+		return usagef("--to must be after --from")
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	bs, err := apiClient(cfg).List(ctx, from.t, to.t)
+	if err != nil {
+		return apiError(err)
+	}
+	return write(e.stdout, bs)
+}
+
+var bookingWriters = map[string]func(io.Writer, []api.Booking) error{
+	"table": writeBookingTable,
+	"csv":   writeBookingCSV,
+	"json": func(w io.Writer, bs []api.Booking) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(bs)
+	},
+}
+
+// bookingFields is the column order of the table and CSV forms.
+var bookingHeader = []string{"pc", "ref", "start", "end", "ended", "planned_end", "patron"}
+
+func bookingFields(b api.Booking, ts func(*time.Time) string) []string {
+	patron := "no"
+	if b.HasPatron {
+		patron = "yes"
+	}
+	ended := b.Ended
+	if ended == "" {
+		ended = "open"
+	}
+	return []string{b.PC, b.Ref, ts(&b.Start), ts(b.End), ended, ts(b.PlannedEnd), patron}
+}
+
+func writeBookingTable(w io.Writer, bs []api.Booking) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(f []string) {
+		for i, s := range f {
+			if i > 0 {
+				io.WriteString(tw, "\t")
+			}
+			io.WriteString(tw, s)
+		}
+		io.WriteString(tw, "\n")
+	}
+	row(bookingHeader)
+	for _, b := range bs {
+		row(bookingFields(b, fmtTime))
+	}
+	return tw.Flush()
+}
+
+func writeBookingCSV(w io.Writer, bs []api.Booking) error {
+	cw := csv.NewWriter(w)
+	rfc := func(t *time.Time) string {
+		if t == nil || t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	cw.Write(bookingHeader)
+	for _, b := range bs {
+		cw.Write(bookingFields(b, rfc))
+	}
+	cw.Flush()
+	return cw.Error()
+}

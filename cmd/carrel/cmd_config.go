@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/carrel-lib/carrel/internal/config"
+)
+
+func init() {
+	register(command{name: "config", summary: "check a config file, or print a commented default one (check|init)", run: runConfig})
+}
+
+func runConfig(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("config needs a subcommand: check [FILE] or init [--data-dir DIR]")
+	}
+	switch args[0] {
+	case "check":
+		return runConfigCheck(e, args[1:])
+	case "init":
+		return runConfigInit(e, args[1:])
+	default:
+		return usagef("unknown config subcommand %q: want check or init", args[0])
+	}
+}
+
+// runConfigCheck prints every problem, one per line with its key, and
+// exits 1; or says the file is valid and exits 0.
+func runConfigCheck(e *env, args []string) error {
+	fs := newFlagSet("config check", e)
+	path := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		*path = fs.Arg(0)
+	default:
+		return usagef("config check takes at most one FILE")
+	}
+	cfg, err := config.Load(*path)
+	var lines []string
+	var ps config.Problems
+	switch {
+	case errors.As(err, &ps):
+		for _, p := range ps {
+			lines = append(lines, p.String())
+		}
+	case err != nil:
+		return err
+	}
+	if cfg != nil {
+		for _, c := range cfg.Cases {
+			for _, p := range c.Problems {
+				lines = append(lines, fmt.Sprintf("case[%s].%s: %s (this case cannot capture)", c.Name(), p.Key, p.Msg))
+			}
+		}
+		if err := config.CheckPermissions(*path, cfg.Storage.DataDir); err != nil {
+			var pe *config.PermissionError
+			if errors.As(err, &pe) {
+				for _, p := range pe.Problems {
+					lines = append(lines, fmt.Sprintf("(permissions) %s: %s; fix: %s", p.Path, p.Why, p.Fix))
+				}
+			} else {
+				lines = append(lines, "(permissions) "+err.Error())
+			}
+		}
+	}
+	if len(lines) > 0 {
+		for _, l := range lines {
+			fmt.Fprintln(e.stdout, l)
+		}
+		fmt.Fprintf(e.stderr, "%s: %d problem(s)\n", *path, len(lines))
+		return &silentError{code: exitFailure}
+	}
+	fmt.Fprintf(e.stdout, "%s: valid (pc %s, %d case(s))\n", *path, cfg.PC.ID, len(cfg.Cases))
+	return nil
+}
+
+// runConfigInit prints the commented default config.
+func runConfigInit(e *env, args []string) error {
+	fs := newFlagSet("config init", e)
+	dataDir := fs.String("data-dir", "", "put the data folder and the API socket under `DIR` (for running without root)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("config init takes no arguments; redirect its output to a file")
+	}
+	if *dataDir != "" {
+		abs, err := absPath(*dataDir)
+		if err != nil {
+			return err
+		}
+		*dataDir = abs
+	}
+	_, err := e.stdout.Write(config.Example(*dataDir))
+	return err
+}

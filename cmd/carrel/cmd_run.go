@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/carrel-lib/carrel/internal/daemon"
+	"github.com/carrel-lib/carrel/internal/svc"
+)
+
+func init() {
+	register(command{name: "run", summary: "run the service in the foreground (what the installed service runs)", run: runRun})
+}
+
+type runOptions struct {
+	configPath string
+	logLevel   string
+}
+
+func runRun(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("run", e)
+	var o runOptions
+	fs.StringVar(&o.configPath, "config", defaultConfigPath(), "config `FILE`")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("run takes no arguments")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return usagef("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+	abs, err := filepath.Abs(o.configPath)
+	if err != nil {
+		return err
+	}
+	run := func(ctx context.Context, log *slog.Logger) error {
+		return daemon.Run(ctx, daemon.Options{ConfigPath: abs, Version: version, Log: log})
+	}
+	if svc.Interactive() {
+		return run(ctx, log)
+	}
+	// Under systemd or the Windows service manager: let kardianos/service
+	// speak the manager's protocol and deliver stop requests.
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	s, err := svc.New(exe, abs, run, log)
+	if err != nil {
+		return err
+	}
+	if err := s.Run(); err != nil {
+		return fmt.Errorf("running under the service manager: %w", err)
+	}
+	return nil
+}

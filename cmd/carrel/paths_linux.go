@@ -1,3 +1,0 @@
-package main
-
-func defaultConfigPath() string { return "/etc/carrel/carrel.toml" }

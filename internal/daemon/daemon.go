@@ -1,0 +1,325 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/carrel-lib/carrel/internal/api"
+	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/booking"
+	"github.com/carrel-lib/carrel/internal/config"
+)
+
+// Intervals of the service's own chores. Variables so tests can shorten them.
+var (
+	heartbeatEvery = 5 * time.Second
+	purgeEvery     = time.Hour
+	pollEvery      = time.Second // config polling, beside file notifications
+)
+
+// Options configure Run.
+type Options struct {
+	ConfigPath string
+	Version    string
+	Log        *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Ready, when set, is closed once the API accepts requests.
+	Ready chan<- struct{}
+}
+
+// Daemon is one run of the service.
+type Daemon struct {
+	opts  Options
+	log   *slog.Logger
+	now   func() time.Time
+	start time.Time
+
+	audit    *audit.Log
+	bookings *booking.Store
+	api      *api.Server
+
+	mu         sync.Mutex
+	cfg        *config.Config // the config in force
+	rejected   string         // problems of the file on disk when it is refused
+	warnings   []string
+	nextPurge  time.Time
+	lastPurged booking.PurgeReport
+}
+
+// Files in the data folder.
+const (
+	auditFile    = "audit.db"
+	auditKeyFile = "audit.key"
+	bookingsFile = "bookings.db"
+	patronKey    = "patron.key"
+	lockFile     = "carrel.lock"
+	runningFile  = "running" // present while a run has not stopped cleanly
+)
+
+// Run runs the service until ctx is cancelled, then stops cleanly. It
+// returns an error when the service cannot start; the error says what to fix.
+func Run(ctx context.Context, opts Options) error {
+	d := &Daemon{opts: opts, log: opts.Log, now: opts.Now}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	d.start = d.now()
+	return d.run(ctx)
+}
+
+func (d *Daemon) run(ctx context.Context) error {
+	cfg, err := config.Load(d.opts.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	if err := config.CheckPermissions(cfg.Path, cfg.Storage.DataDir); err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	d.cfg = cfg
+	restrictUmask()
+	dataDir := cfg.Storage.DataDir
+	if err := ensureDataDir(dataDir); err != nil {
+		return err
+	}
+	unlock, err := lockDataDir(filepath.Join(dataDir, lockFile))
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	d.audit, err = audit.Open(filepath.Join(dataDir, auditFile), audit.Options{
+		Origin: "carrel/" + cfg.PC.ID, KeyPath: filepath.Join(dataDir, auditKeyFile), Now: d.now,
+	})
+	if err != nil {
+		return fmt.Errorf("opening audit log: %w", err)
+	}
+	defer d.audit.Close()
+
+	secret, created, err := booking.LoadOrCreateSecret(filepath.Join(dataDir, patronKey))
+	if err != nil {
+		return err
+	}
+	if created {
+		d.record(ctx, audit.Event{Kind: audit.KeyCreated, Actor: "service",
+			Fields: []audit.Field{audit.Token("key", "patron-hmac"), audit.Hash("fingerprint", fingerprint(secret))}})
+	}
+	d.bookings, err = booking.Open(filepath.Join(dataDir, bookingsFile), booking.Options{Secret: secret, Now: d.now})
+	if err != nil {
+		return err
+	}
+	defer d.bookings.Close()
+
+	if err := d.recover(ctx, dataDir); err != nil {
+		return err
+	}
+	d.record(ctx, audit.Event{Kind: audit.ServiceStart, Actor: "service", Fields: []audit.Field{
+		audit.Token("version", tokenOr(d.opts.Version, "dev")), audit.Hash("config_sha256", cfg.SHA256[:]),
+		audit.Int("pid", int64(os.Getpid()))}})
+	d.record(ctx, audit.Event{Kind: audit.ConfigAccepted, Actor: "service", Fields: []audit.Field{
+		audit.Hash("sha256", cfg.SHA256[:]), audit.Token("source", "start")}})
+	d.checkpoint(ctx)
+
+	d.purge(ctx)
+
+	l, err := d.listen(cfg)
+	if err != nil {
+		d.stop(context.WithoutCancel(ctx), "start-failed")
+		return err
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.api.Serve(l) }()
+	d.log.Info("carrel started", "pc", cfg.PC.ID, "config", cfg.Path, "data", dataDir, "api", cfg.APIAddr(),
+		"mode", "bookings-only", "version", d.opts.Version)
+	if d.opts.Ready != nil {
+		close(d.opts.Ready)
+	}
+
+	var wg sync.WaitGroup
+	loopCtx, cancel := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() { defer wg.Done(); d.loop(loopCtx) }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-serveErr:
+		runErr = fmt.Errorf("API server stopped: %w", runErr)
+	}
+	cancel()
+	wg.Wait()
+
+	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer done()
+	if err := d.api.Shutdown(shutdownCtx); err != nil {
+		d.log.Warn("API shutdown", "err", err)
+	}
+	reason := "signal"
+	if runErr != nil {
+		reason = "error"
+	}
+	d.stop(shutdownCtx, reason)
+	if err := os.Remove(filepath.Join(dataDir, runningFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("removing run marker", "err", err)
+	}
+	d.log.Info("carrel stopped", "reason", reason)
+	return runErr
+}
+
+// recover closes what an unclean stop left open and forwards unaudited
+// register events, before anything new is accepted.
+func (d *Daemon) recover(ctx context.Context, dataDir string) error {
+	marker := filepath.Join(dataDir, runningFile)
+	if _, err := os.Stat(marker); err == nil {
+		last, err := d.bookings.LastAlive(ctx)
+		if err != nil {
+			return err
+		}
+		ev := audit.Event{Kind: audit.ServiceUncleanStop, Actor: "service"}
+		if !last.IsZero() {
+			ev.Fields = []audit.Field{audit.Time("last_alive", last)}
+		}
+		d.record(ctx, ev)
+		d.log.Warn("the previous run did not stop cleanly", "last_alive", last)
+	}
+	if err := os.WriteFile(marker, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+		return fmt.Errorf("writing run marker: %w", err)
+	}
+	n, at, err := d.bookings.CloseInterrupted(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		d.log.Warn("closed bookings left open by an unclean stop", "count", n, "at", at)
+	}
+	if err := d.bookings.Heartbeat(ctx); err != nil {
+		return err
+	}
+	d.forward(ctx)
+	return nil
+}
+
+func (d *Daemon) listen(cfg *config.Config) (net.Listener, error) {
+	if err := api.GroupMissing(cfg.Booking.ClientGroup); err != nil {
+		d.warn(err.Error())
+	}
+	l, auth, err := api.Listen(cfg.APIAddr(), cfg.Booking.ClientGroup)
+	if err != nil {
+		return nil, err
+	}
+	d.api = api.NewServer(api.Config{
+		Bookings: d.bookings,
+		PC:       func() string { return d.config().PC.ID },
+		Status:   d.status,
+		Allow:    auth,
+		Refused:  d.refused,
+		Log:      d.log,
+	})
+	return l, nil
+}
+
+// loop runs the service's chores until ctx ends.
+func (d *Daemon) loop(ctx context.Context) {
+	heartbeat := time.NewTicker(heartbeatEvery)
+	defer heartbeat.Stop()
+	purge := time.NewTicker(purgeEvery)
+	defer purge.Stop()
+	checkpoint := time.NewTicker(d.config().Audit.CheckpointInterval.D())
+	defer checkpoint.Stop()
+	changes := d.watchConfig(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-heartbeat.C:
+			if err := d.bookings.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("heartbeat", "err", err)
+			}
+		case <-purge.C:
+			d.purge(ctx)
+		case <-checkpoint.C:
+			if _, made, err := d.audit.CheckpointIfGrown(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("audit checkpoint", "err", err)
+			} else if made {
+				d.log.Debug("audit checkpoint made")
+			}
+		case <-changes:
+			if d.reload(ctx) {
+				checkpoint.Reset(d.config().Audit.CheckpointInterval.D())
+			}
+		}
+	}
+}
+
+// stop records the clean stop and signs a final checkpoint.
+func (d *Daemon) stop(ctx context.Context, reason string) {
+	d.record(ctx, audit.Event{Kind: audit.ServiceStop, Actor: "service", Fields: []audit.Field{audit.Token("reason", reason)}})
+	d.checkpoint(ctx)
+}
+
+func (d *Daemon) config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func (d *Daemon) warn(msg string) {
+	d.log.Warn(msg)
+	d.mu.Lock()
+	d.warnings = append(d.warnings, msg)
+	d.mu.Unlock()
+}
+
+// record writes an audit entry. A failure to audit is logged loudly but does
+// not stop the service: bookings must not be lost because the audit disk is
+// full, and the gap is itself visible to verify (sequence numbers).
+func (d *Daemon) record(ctx context.Context, e audit.Event) {
+	if _, err := d.audit.Record(ctx, e); err != nil {
+		d.log.Error("writing audit entry", "kind", e.Kind, "err", err)
+	}
+}
+
+func (d *Daemon) checkpoint(ctx context.Context) {
+	if _, err := d.audit.Checkpoint(ctx); err != nil {
+		d.log.Error("signing audit checkpoint", "err", err)
+	}
+}
+
+func (d *Daemon) refused(r api.Refusal) {
+	f := []audit.Field{audit.Token("why", r.Why)}
+	if r.Peer.Name != "" {
+		f = append(f, audit.Token("account", r.Peer.Name))
+	}
+	if r.Peer.SID == "" {
+		f = append(f, audit.Int("uid", int64(r.Peer.UID)))
+	} else if r.Peer.Name == "" {
+		f = append(f, audit.Token("account", r.Peer.SID))
+	}
+	d.log.Warn("API request refused", "account", r.Peer.String(), "why", r.Why)
+	d.record(context.Background(), audit.Event{Kind: audit.APIRefused, Actor: "api", Fields: f})
+}
+
+func ensureDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating data folder %q: %w", dir, err)
+	}
+	return nil
+}
+
+func tokenOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,60 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+
+	"github.com/carrel-lib/carrel/internal/api"
+	"github.com/carrel-lib/carrel/internal/config"
+)
+
+// status answers GET /v1/status.
+func (d *Daemon) status(ctx context.Context) (api.Status, error) {
+	cfg := d.config()
+	st := api.Status{
+		Version:      d.opts.Version,
+		PC:           cfg.PC.ID,
+		DataDir:      cfg.Storage.DataDir,
+		Config:       cfg.Path,
+		ConfigSHA256: hex.EncodeToString(cfg.SHA256[:]),
+		Started:      d.start.UTC(),
+		Mode:         "bookings-only",
+		ModeReason:   "no misuse case is declared; only booking times are recorded",
+		Retention:    cfg.Booking.Retention.String(),
+	}
+	bs, err := d.bookings.Stats(ctx)
+	if err != nil {
+		return api.Status{}, err
+	}
+	st.Bookings = api.BookingStats{Count: bs.Count, Open: bs.Open}
+	if !bs.Oldest.IsZero() {
+		o := bs.Oldest
+		st.Bookings.Oldest = &o
+	}
+	if n, err := d.audit.Size(ctx); err == nil {
+		st.Audit.Entries = n
+	}
+	if cp, err := d.audit.Latest(ctx); err == nil {
+		st.Audit.Checkpointed = cp.Size
+	}
+	d.mu.Lock()
+	st.ConfigRejected = d.rejected
+	st.NextPurge = d.nextPurge.UTC()
+	st.Warnings = append([]string(nil), d.warnings...)
+	d.mu.Unlock()
+	return st, nil
+}
+
+func fingerprint(secret []byte) []byte {
+	// The fingerprint names the key in the audit log without revealing it.
+	s := sha256.Sum256(append([]byte("carrel patron-hmac key fingerprint\x00"), secret...))
+	return s[:]
+}
+
+func shortHash(b []byte) string { return hex.EncodeToString(b)[:12] }
+
+func asProblems(err error, ps *config.Problems) bool { return errors.As(err, ps) }
+
+func asPermission(err error, pe **config.PermissionError) bool { return errors.As(err, pe) }
