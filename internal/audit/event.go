@@ -140,20 +140,25 @@ func checkValue(f Field) error {
 			}
 		}
 	case TypeInt:
-		if _, err := strconv.ParseInt(f.Value, 10, 64); err != nil {
-			return fmt.Errorf("not an integer")
+		// Only the form Int writes: "+5" or "007" would be a second
+		// spelling of one value in a hashed entry.
+		n, err := strconv.ParseInt(f.Value, 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != f.Value {
+			return fmt.Errorf("not a base-10 integer in canonical form")
 		}
 	case TypeTime:
 		t, err := time.Parse(time.RFC3339Nano, f.Value)
-		if err != nil || t.Location() != time.UTC {
-			return fmt.Errorf("not an RFC 3339 UTC time")
+		if err != nil || t.UTC().Format(time.RFC3339Nano) != f.Value {
+			return fmt.Errorf("not an RFC 3339 UTC time as Time writes it")
 		}
 	case TypeHash:
-		if len(f.Value) == 0 || len(f.Value) > 128 {
-			return fmt.Errorf("hash must be 1..128 hex digits")
+		if len(f.Value) == 0 || len(f.Value) > 128 || len(f.Value)%2 != 0 {
+			return fmt.Errorf("hash must be 2..128 hex digits, an even number")
 		}
-		if _, err := hex.DecodeString(f.Value); err != nil {
-			return fmt.Errorf("hash is not lowercase hex")
+		for i := 0; i < len(f.Value); i++ {
+			if c := f.Value[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return fmt.Errorf("hash is not lowercase hex")
+			}
 		}
 	case TypeText:
 		if len(f.Value) > maxText {

@@ -1,0 +1,184 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// CheckpointIfGrown signs a checkpoint of the whole log if entries were
+// added since the latest one, and reports whether it did. Either way it
+// returns the latest checkpoint. The service calls it on its
+// audit.checkpoint_interval timer.
+//
+// It refuses to sign when the log no longer matches its latest checkpoint
+// (shorter, or a different root at that size): the PC never puts its
+// signature on a rewritten history.
+func (l *Log) CheckpointIfGrown(ctx context.Context) (cp Checkpoint, made bool, err error) {
+	err = l.Update(ctx, func(tx *Tx) error {
+		cp, made, err = tx.checkpoint(ctx)
+		return err
+	})
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("making an audit checkpoint: %w", err)
+	}
+	return cp, made, nil
+}
+
+// Checkpoint signs a checkpoint now, unless the latest one already covers
+// the whole log, and returns the latest. The service calls it at every mode
+// change, export and shutdown.
+func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
+	cp, _, err := l.CheckpointIfGrown(ctx)
+	return cp, err
+}
+
+func (t *Tx) checkpoint(ctx context.Context) (Checkpoint, bool, error) {
+	size, err := treeSize(ctx, t.tx)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	if size == 0 {
+		return Checkpoint{}, false, fmt.Errorf("the log is empty")
+	}
+	hr := hashReader(ctx, t.tx)
+	latest, err := latestCheckpoint(ctx, t.tx)
+	switch {
+	case errors.Is(err, ErrNoCheckpoint):
+	case err != nil:
+		return Checkpoint{}, false, err
+	case latest.Size > size:
+		return Checkpoint{}, false, fmt.Errorf("the log has %d entries, fewer than its latest checkpoint (%d); refusing to sign (run carrel audit verify)", size, latest.Size)
+	default:
+		root, err := tlog.TreeHash(latest.Size, hr)
+		if err != nil {
+			return Checkpoint{}, false, err
+		}
+		if root != latest.Root {
+			return Checkpoint{}, false, fmt.Errorf("the log no longer matches its latest checkpoint (size %d); refusing to sign (run carrel audit verify)", latest.Size)
+		}
+		if latest.Size == size {
+			return latest, false, nil
+		}
+	}
+	root, err := tlog.TreeHash(size, hr)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	cp, err := Checkpoint{Origin: t.log.origin, Size: size, Root: root}.sign(t.log.key.signer)
+	if err != nil {
+		return Checkpoint{}, false, err
+	}
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO checkpoints (size, made, note) VALUES (?, ?, ?)`,
+		size, formatEntryTime(t.log.now()), string(cp.Note))
+	if err != nil {
+		return Checkpoint{}, false, fmt.Errorf("storing checkpoint: %w", err)
+	}
+	return cp, true, nil
+}
+
+// Latest returns the latest signed checkpoint, or ErrNoCheckpoint.
+func (l *Log) Latest(ctx context.Context) (Checkpoint, error) {
+	return latestCheckpoint(ctx, l.r)
+}
+
+func latestCheckpoint(ctx context.Context, q querier) (Checkpoint, error) {
+	var msg string
+	err := q.QueryRowContext(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&msg)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Checkpoint{}, ErrNoCheckpoint
+	}
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("reading the latest checkpoint: %w", err)
+	}
+	return parseStoredCheckpoint([]byte(msg))
+}
+
+// parseStoredCheckpoint reads a checkpoint note without checking its
+// signature; Verify does that. It is for the log's own bookkeeping.
+func parseStoredCheckpoint(msg []byte) (Checkpoint, error) {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return Checkpoint{}, fmt.Errorf("stored checkpoint is not a signed note")
+	}
+	c, err := parseCheckpointBody(string(msg[:i+1]))
+	if err != nil {
+		return Checkpoint{}, fmt.Errorf("stored %w", err)
+	}
+	c.Note = msg
+	return c, nil
+}
+
+// Proof is what an independent verifier needs to check that one entry is
+// in the log: the entry's encoding, its inclusion proof and the signed
+// checkpoint the proof leads to (VerifyInclusion).
+type Proof struct {
+	Entry      []byte
+	Inclusion  InclusionProof
+	Checkpoint Checkpoint
+}
+
+// Prove returns the inclusion proof of entry seq against the latest
+// checkpoint. A writable log first signs a checkpoint when the latest does
+// not cover seq yet; a read-only one reports that.
+func (l *Log) Prove(ctx context.Context, seq int64) (Proof, error) {
+	cp, err := l.Latest(ctx)
+	if !l.ro && (errors.Is(err, ErrNoCheckpoint) || err == nil && seq >= cp.Size) {
+		cp, err = l.Checkpoint(ctx)
+	}
+	if err != nil {
+		return Proof{}, fmt.Errorf("proving entry %d: %w", seq, err)
+	}
+	return l.ProveAt(ctx, seq, cp)
+}
+
+// ProveAt returns the inclusion proof of entry seq against cp, a checkpoint
+// of this log. An export proves all its entries against one checkpoint.
+func (l *Log) ProveAt(ctx context.Context, seq int64, cp Checkpoint) (Proof, error) {
+	if seq < 0 || seq >= cp.Size {
+		return Proof{}, fmt.Errorf("proving entry %d: not covered by the checkpoint of size %d (wait for the next checkpoint, signed within audit.checkpoint_interval)", seq, cp.Size)
+	}
+	ent, err := l.Entry(ctx, seq)
+	if err != nil {
+		return Proof{}, fmt.Errorf("proving entry %d: %w", seq, err)
+	}
+	leaf, err := ent.Encode()
+	if err != nil {
+		return Proof{}, fmt.Errorf("proving entry %d: %w", seq, err)
+	}
+	p, err := tlog.ProveRecord(cp.Size, seq, hashReader(ctx, l.r))
+	if err != nil {
+		return Proof{}, fmt.Errorf("proving entry %d: %w", seq, err)
+	}
+	// A stored tree that was tampered with yields a proof that fails; say so
+	// here rather than hand it out.
+	if err := tlog.CheckRecord(p, cp.Size, cp.Root, seq, tlog.RecordHash(leaf)); err != nil {
+		return Proof{}, fmt.Errorf("proving entry %d: the stored log does not match checkpoint %d (run carrel audit verify): %w", seq, cp.Size, err)
+	}
+	return Proof{Entry: leaf, Inclusion: InclusionProof{Seq: seq, Size: cp.Size, Hashes: p}, Checkpoint: cp}, nil
+}
+
+// ProveConsistency returns the proof that the latest checkpoint's tree
+// extends the tree of size oldSize (for example that of a checkpoint the
+// head librarian kept), and that checkpoint.
+func (l *Log) ProveConsistency(ctx context.Context, oldSize int64) (ConsistencyProof, Checkpoint, error) {
+	cp, err := l.Latest(ctx)
+	if !l.ro && (errors.Is(err, ErrNoCheckpoint) || err == nil && oldSize > cp.Size) {
+		cp, err = l.Checkpoint(ctx)
+	}
+	if err != nil {
+		return ConsistencyProof{}, Checkpoint{}, fmt.Errorf("proving consistency: %w", err)
+	}
+	if oldSize < 1 || oldSize > cp.Size {
+		return ConsistencyProof{}, Checkpoint{}, fmt.Errorf("proving consistency: size %d is not between 1 and the latest checkpoint's %d", oldSize, cp.Size)
+	}
+	p, err := tlog.ProveTree(cp.Size, oldSize, hashReader(ctx, l.r))
+	if err != nil {
+		return ConsistencyProof{}, Checkpoint{}, fmt.Errorf("proving consistency: %w", err)
+	}
+	return ConsistencyProof{Old: oldSize, New: cp.Size, Hashes: p}, cp, nil
+}
