@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -124,6 +125,8 @@ func apiError(err error) error {
 	switch {
 	case errors.Is(err, api.ErrNotRunning):
 		return &notRunningError{err}
+	case errors.Is(err, fs.ErrPermission):
+		return &hintError{err: err, hint: "only root/Administrators, the service and members of the booking-client group (booking.client_group) may use the API"}
 	case errors.As(err, &se) && se.Code == 403:
 		return &hintError{err: err, hint: "only root/Administrators and members of the booking-client group (booking.client_group) may use the API"}
 	default:
