@@ -284,6 +284,11 @@ func (p *processor) extract(what uint8, b []byte, pk *pkt, ts time.Time) (more b
 	return false
 }
 
+// flowActive ends the record of a flow that has lasted this long even if
+// it is busy (NetFlow's "active timeout"): a long download still shows up
+// within minutes, and a crash loses at most this much of it.
+const flowActive = int64(2 * time.Minute)
+
 // tick sweeps idle flows out at most once a second of packet (or wall)
 // time.
 func (p *processor) tick(now int64) {
@@ -291,14 +296,14 @@ func (p *processor) tick(now int64) {
 		return
 	}
 	p.nextSweep = now + int64(time.Second)
-	p.flows.sweep(now-p.idle, p.emitFn)
+	p.flows.sweep(now-p.idle, now-flowActive, p.emitFn)
 }
 
 // flushFlows emits every flow and empties the table (segment rotation and
 // stop).
 func (p *processor) flushFlows() {
 	if p.flows != nil {
-		p.flows.sweep(math.MaxInt64, p.emitFn)
+		p.flows.sweep(math.MaxInt64, math.MinInt64, p.emitFn)
 	}
 }
 

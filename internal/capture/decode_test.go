@@ -103,6 +103,16 @@ func TestProcessorIdleFlows(t *testing.T) {
 	if len(sink.lines) != 1 || !bytes.Contains(sink.lines[0], []byte(`"kind":"flow"`)) {
 		t.Fatalf("after 61 s idle: records %q; want the one flow", sink.lines)
 	}
+	// A flow busy for longer than flowActive is reported anyway.
+	for s := 0; s <= 130; s += 10 {
+		ts := t0.Add(time.Duration(s) * time.Second)
+		p.packet(a, ci(ts, a))
+		p.tick(ts.UnixNano())
+	}
+	p.out.flush()
+	if len(sink.lines) != 2 {
+		t.Errorf("after a flow busy for 130 s: %d records; want it reported once by the active timeout", len(sink.lines)-1)
+	}
 }
 
 // TestMalformedPackets feeds every truncation of real frames, and random

@@ -132,11 +132,12 @@ func (t *flowTable) remove(i uint64) {
 }
 
 // sweep calls emit for, and removes, every flow whose last packet is
-// before cutoff (all flows when cutoff is math.MaxInt64).
-func (t *flowTable) sweep(cutoff int64, emit func(*flow)) {
+// before idle or whose first is before active (all flows when idle is
+// math.MaxInt64).
+func (t *flowTable) sweep(idle, active int64, emit func(*flow)) {
 	for i := uint64(0); i < uint64(len(t.slots)); {
 		s := &t.slots[i]
-		if s.used && s.last < cutoff {
+		if s.used && (s.last < idle || s.first < active) {
 			emit(s)
 			t.remove(i)
 			continue // a later entry may have moved into i

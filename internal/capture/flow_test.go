@@ -38,7 +38,7 @@ func TestFlowTableModel(t *testing.T) {
 		}
 		if step%500 == 0 {
 			cutoff := step - int64(rng.IntN(300))
-			tab.sweep(cutoff, func(f *flow) {
+			tab.sweep(cutoff, math.MinInt64, func(f *flow) {
 				if f.last >= cutoff {
 					t.Fatalf("sweep(%d) emitted a flow last seen at %d", cutoff, f.last)
 				}
@@ -58,7 +58,7 @@ func TestFlowTableModel(t *testing.T) {
 		t.Errorf("no evictions in 20000 steps over 120 keys with room for 64; the bound was never exercised")
 	}
 	n := 0
-	tab.sweep(math.MaxInt64, func(*flow) { n++ })
+	tab.sweep(math.MaxInt64, math.MinInt64, func(*flow) { n++ })
 	if n != len(model) || tab.n != 0 {
 		t.Errorf("final sweep emitted %d, model has %d, table left with %d", n, len(model), tab.n)
 	}

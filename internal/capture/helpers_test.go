@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,6 +117,7 @@ type fileSink struct {
 	header    []byte
 	f         *os.File
 	n, segN   int
+	inSeg     int // records in the open segment
 	cutEvery  int
 	failAfter int
 	files     []string
@@ -140,18 +143,19 @@ func (s *fileSink) Write(rec []byte, ts time.Time) error {
 		}
 	}
 	s.n++
+	s.inSeg++
 	_, err := s.f.Write(rec)
 	return err
 }
 
-func (s *fileSink) Due(time.Time) bool { return s.cutEvery > 0 && s.f != nil && s.n%s.cutEvery == 0 }
+func (s *fileSink) Due(time.Time) bool { return s.cutEvery > 0 && s.inSeg >= s.cutEvery }
 
 func (s *fileSink) Cut() error {
 	if s.f == nil {
 		return nil
 	}
 	err := s.f.Close()
-	s.f = nil
+	s.f, s.inSeg = nil, 0
 	return err
 }
 
@@ -212,4 +216,19 @@ func testProcessor(t testing.TB, sink Sink) *processor {
 
 func ci(ts time.Time, data []byte) gopacket.CaptureInfo {
 	return gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(data), Length: len(data)}
+}
+
+type netipAddr = netip.Addr
+
+// execOut runs a command in the test's own namespace and returns its
+// combined output.
+func execOut(name string, args ...string) (string, error) {
+	cmd := exec.Command(name, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr // tshark warns about running as root there
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out) + stderr.String(), err
+	}
+	return string(out), nil
 }

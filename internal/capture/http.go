@@ -71,6 +71,9 @@ func requestHost(p []byte) ([]byte, httpResult) {
 		}
 		if len(line) > 5 && line[4] == ':' && asciiEqualFold(line[:4], "host") {
 			v := bytes.TrimSpace(line[5:])
+			if bytes.IndexByte(v, '\r') >= 0 { // a bare CR: malformed, RFC 9112 section 2.2
+				return nil, httpNotRequest
+			}
 			if len(v) == 0 {
 				return nil, httpNoHost
 			}
