@@ -23,6 +23,7 @@ var (
 	heartbeatEvery = 5 * time.Second
 	purgeEvery     = time.Hour
 	pollEvery      = time.Second // config polling, beside file notifications
+	settle         = 300 * time.Millisecond
 )
 
 // Options configure Run.

@@ -18,39 +18,34 @@ import (
 // watchConfig returns a channel that receives when the config file may have
 // changed. It watches the folder, not the file, because editors and
 // deployment tools replace files by rename; and it also polls the file's
-// digest every second, because notifications are lost on some network and
-// virtual file systems. Either way a change is seen within two seconds.
+// digest, because notifications are lost on some network and virtual file
+// systems. A change is reported once the file has been quiet for settle, so
+// that a file being written in place is not read half-written; either way a
+// change is seen within two seconds.
 func (d *Daemon) watchConfig(ctx context.Context) <-chan struct{} {
 	out := make(chan struct{}, 1)
-	poke := func() {
-		select {
-		case out <- struct{}{}:
-		default:
-		}
-	}
 	path := d.opts.ConfigPath
+	var events chan fsnotify.Event
+	var errs chan error
 	w, err := fsnotify.NewWatcher()
 	if err == nil {
-		if err := w.Add(filepath.Dir(path)); err != nil {
-			d.log.Warn("cannot watch the config folder; polling only", "err", err)
+		if err = w.Add(filepath.Dir(path)); err != nil {
 			w.Close()
-			w = nil
+		} else {
+			events, errs = w.Events, w.Errors
 		}
-	} else {
-		d.log.Warn("cannot watch the config file; polling only", "err", err)
-		w = nil
+	}
+	if err != nil {
+		d.log.Warn("cannot watch the config folder; polling only", "err", err)
 	}
 	go func() {
-		if w != nil {
+		if events != nil {
 			defer w.Close()
-		}
-		var events chan fsnotify.Event
-		var errs chan error
-		if w != nil {
-			events, errs = w.Events, w.Errors
 		}
 		tick := time.NewTicker(pollEvery)
 		defer tick.Stop()
+		quiet := time.NewTimer(time.Hour)
+		quiet.Stop()
 		last := digest(path)
 		for {
 			select {
@@ -58,15 +53,20 @@ func (d *Daemon) watchConfig(ctx context.Context) <-chan struct{} {
 				return
 			case ev := <-events:
 				if filepath.Clean(ev.Name) == filepath.Clean(path) {
-					last = digest(path)
-					poke()
+					quiet.Reset(settle)
 				}
 			case err := <-errs:
 				d.log.Warn("config watch", "err", err)
 			case <-tick.C:
 				if now := digest(path); !bytes.Equal(now, last) {
 					last = now
-					poke()
+					quiet.Reset(settle)
+				}
+			case <-quiet.C:
+				last = digest(path)
+				select {
+				case out <- struct{}{}:
+				default:
 				}
 			}
 		}
