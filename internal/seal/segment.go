@@ -225,9 +225,15 @@ func (w *Writer) lose(seg *openSegment, cause error) error {
 	return errors.Join(fmt.Errorf("segment %s lost: %w", seg.name, cause), err)
 }
 
-// markLost records in one transaction that an open segment was lost, with
-// its audit entry, then removes its partial file.
+// markLost removes an open segment's partial file, then records in one
+// transaction that it was lost, with its audit entry. The file goes first:
+// on a full disk that frees the space the index needs; a crash in between
+// leaves an open row without a file, which recovery marks lost too (with
+// size 0).
 func (s *Store) markLost(ctx context.Context, name string, size int64) error {
+	if err := removeDurable(s.partialOf(name)); err != nil {
+		return fmt.Errorf("removing lost segment %s: %w", name, err)
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE segments SET state = 'lost', size = ?, ended_at = ?
 			WHERE name = ? AND state = 'open'`, size, s.now().UnixNano(), name)
@@ -244,7 +250,7 @@ func (s *Store) markLost(ctx context.Context, name string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("recording lost segment %s: %w", name, err)
 	}
-	return removeDurable(s.partialOf(name))
+	return nil
 }
 
 // quotaReached records capture.quota and returns the sticky error.

@@ -66,6 +66,12 @@ type Store struct {
 // audit log.
 func Open(ctx context.Context, dataDir string, opts Options) (*Store, error) {
 	dir := filepath.Join(dataDir, DirName)
+	if opts.Recorder == nil {
+		// Inspection creates nothing: no store means nothing was captured.
+		if _, err := os.Stat(filepath.Join(dir, indexName)); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrNoStore)
+		}
+	}
 	if err := makePrivateDir(dir); err != nil {
 		return nil, err
 	}
@@ -152,6 +158,10 @@ func (s *Store) refreshStored(ctx context.Context) error {
 	s.stored.Store(n.Int64)
 	return nil
 }
+
+// ErrNoStore: Open without a Recorder found no traffic store, so no traffic
+// was ever sealed under this data folder.
+var ErrNoStore = errors.New("no traffic store: nothing has been captured")
 
 // errInspectOnly is returned by operations that need an audit Recorder.
 var errInspectOnly = errors.New("traffic store opened without an audit log: inspection only")

@@ -66,12 +66,12 @@ type Writer struct {
 
 // Stats are a Writer's running totals.
 type Stats struct {
-	Segments    int64 // sealed by this Writer
-	Lost        int64 // lost to write errors
-	Records     int64 // accepted records
-	Plain       int64 // plaintext bytes including segment headers
-	Sealed      int64 // ciphertext bytes of the sealed segments
-	FileWrites  int64 // write calls on segment files (the bufio layer batches them)
+	Segments   int64 // sealed by this Writer
+	Lost       int64 // lost to write errors
+	Records    int64 // accepted records
+	Plain      int64 // plaintext bytes including segment headers
+	Sealed     int64 // ciphertext bytes of the sealed segments
+	FileWrites int64 // write calls on segment files (the bufio layer batches them)
 }
 
 // Stats returns the running totals; safe to call from any goroutine.
