@@ -153,6 +153,9 @@ func ParseEntry(b []byte) (Entry, error) {
 	if b[len(b)-1] != '\n' {
 		return e, fmt.Errorf("audit entry: does not end with a newline")
 	}
+	if len(b) == len(entryMagic) {
+		return e, fmt.Errorf("audit entry: nothing after the first line")
+	}
 	lines := strings.Split(string(b[len(entryMagic):len(b)-1]), "\n")
 	if len(lines) < 4 {
 		return e, fmt.Errorf("audit entry: %d lines after the first, want at least 4 (seq, time, kind, actor)", len(lines))

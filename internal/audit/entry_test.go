@@ -99,6 +99,7 @@ func TestParseEntryRejects(t *testing.T) {
 		{"no final newline", strings.TrimSuffix(g, "\n"), "does not end with a newline"},
 		{"CRLF", strings.ReplaceAll(g, "\n", "\r\n"), "CRLF"},
 		{"too short", "carrel audit entry v1\nseq 1\n", "want at least 4"},
+		{"first line only", "carrel audit entry v1\n", "nothing after"},
 		{"seq leading zero", strings.Replace(g, "seq 7", "seq 07", 1), "seq"},
 		{"seq negative", strings.Replace(g, "seq 7", "seq -7", 1), "seq"},
 		{"seq plus", strings.Replace(g, "seq 7", "seq +7", 1), "seq"},

@@ -100,7 +100,12 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
 		return Report{}, err
 	}
 	defer tx.Rollback()
-	v := &verification{ctx: ctx, tx: tx, origin: l.origin, keys: map[string]int64{}}
+	// The origin as stored now, not as it was when the Log was opened.
+	origin, _, err := getMeta(ctx, tx, "origin")
+	if err != nil {
+		return Report{}, err
+	}
+	v := &verification{ctx: ctx, tx: tx, origin: origin, keys: map[string]int64{}}
 	steps := []func() error{v.entries, v.orphanFields, v.storedHashes, v.signingKeys,
 		func() error { return v.checkpoints(opts.Verifiers) },
 		func() error { return v.trusted(opts.Trusted) }}
@@ -207,9 +212,7 @@ func (v *verification) storedHashes() error {
 			return fmt.Errorf("reading tree hashes: %w", err)
 		}
 		if id >= int64(len(v.tree)) {
-			level, n := tlog.SplitStoredHashIndex(id)
-			return otherError(fmt.Sprintf("tree hash %d", id),
-				"is for entry %d and later (level %d), beyond the last entry %d: entries were deleted from the end", n<<level, level, len(v.tree)-1)
+			return entryError(v.report.Entries, "is missing: the stored tree goes on past it (tree hash %d), so entries were deleted from the end", id)
 		}
 		if id != want {
 			return hashError(want, "is missing")
