@@ -12,7 +12,7 @@ export CARREL_TEST_PRIVILEGED := 1
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: help deps build run test test-long lint fuzz bench e2e windows clean
+.PHONY: help deps build run test test-long lint fuzz bench bench-capture e2e windows clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 		done; \
 	done
 
-bench: deps build ## benchmarks side by side with the peer tools; see BENCHMARKS.md
+bench: deps build bench-capture ## benchmarks side by side with the peer tools; see BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+bench-capture: deps ## live capture vs tcpdump and tshark in network namespaces, offline decode vs tshark (root, ~15 min)
+	GO=$(GO) ./bench/capture/run.sh
 
 clean: ## remove build output
 	rm -rf $(BUILD)

@@ -82,8 +82,15 @@ func newProcessor(mode Mode, link layers.LinkType, snaplen int, flowIdle time.Du
 	default:
 		return nil, fmt.Errorf("link type %v (%d) is not supported; carrel reads Ethernet, Linux cooked and raw IP captures", link, int(link))
 	}
+	// A sparse array, not gopacket's default map: a layer lookup is then
+	// an index, which halves the cost of decoding a small packet.
+	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
+	for _, d := range dl {
+		dlc = dlc.Put(d)
+	}
 	for i, f := range [3]gopacket.LayerType{first, layers.LayerTypeIPv4, layers.LayerTypeIPv6} {
-		p.parsers[i] = gopacket.NewDecodingLayerParser(f, dl...)
+		p.parsers[i] = gopacket.NewDecodingLayerParser(f)
+		p.parsers[i].SetDecodingLayerContainer(dlc)
 		// Unknown layers (ARP, ICMP, SCTP, …) end decoding quietly,
 		// without the error value DecodeLayers would otherwise allocate.
 		p.parsers[i].IgnoreUnsupported = true
