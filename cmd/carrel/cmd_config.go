@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/misuse"
 )
 
 func init() {
@@ -53,9 +54,11 @@ func runConfigCheck(e *env, args []string) error {
 		return err
 	}
 	if cfg != nil {
-		for _, c := range cfg.Cases {
-			for _, p := range c.Problems {
-				lines = append(lines, fmt.Sprintf("case[%s].%s: %s (this case cannot capture)", c.Name(), p.Key, p.Msg))
+		// A broken case does not make the file invalid for the service (the
+		// case is refused, other settings apply), but it is a problem to fix.
+		for _, cd := range misuse.Decide(cfg, cfg.PC.ID, timeNow()).Cases {
+			for _, b := range cd.Broken {
+				lines = append(lines, fmt.Sprintf("case[%s].%s (this case cannot capture)", cd.ID, b))
 			}
 		}
 		if err := config.CheckPermissions(*path, cfg.Storage.DataDir); err != nil {

@@ -38,3 +38,6 @@ func (f *timeFlag) Set(s string) error {
 	f.t = t
 	return nil
 }
+
+// timeNow is the clock of commands that judge cases; tests may replace it.
+var timeNow = time.Now

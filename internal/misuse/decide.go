@@ -27,6 +27,8 @@ type CaseDecision struct {
 	ID     string // the case id, or "#N" for a case without one
 	State  State
 	Reason string // why it is not active; for a refused case every broken rule, with its key
+	// Broken lists the rules a refused case breaks, one "key: message" each.
+	Broken []string
 	Case   config.Case
 }
 
@@ -189,7 +191,7 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 		bad("capture.recipients", "no head librarian's public key is configured, so traffic could not be sealed")
 	}
 	if len(broken) > 0 {
-		cd.State, cd.Reason = StateRefused, strings.Join(broken, "; ")
+		cd.State, cd.Reason, cd.Broken = StateRefused, strings.Join(broken, "; "), broken
 		return cd
 	}
 	switch e := end(c); {
