@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -336,4 +337,25 @@ func firstLine(b []byte) string {
 		b = b[:64]
 	}
 	return string(b)
+}
+
+// entryJSON is the JSON form of an entry, one object per line in `carrel
+// audit list --json`. Fields are a key → value object: every value is the
+// canonical string, and kinds.go says each key's type.
+type entryJSON struct {
+	Seq    int64             `json:"seq"`
+	Time   string            `json:"time"`
+	Kind   Kind              `json:"kind"`
+	Actor  string            `json:"actor"`
+	Fields map[string]string `json:"fields"`
+}
+
+// MarshalJSON writes e for scripts and reports. It is not the hashed form.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	j := entryJSON{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: e.Kind, Actor: e.Actor,
+		Fields: make(map[string]string, len(e.Fields))}
+	for _, f := range e.Fields {
+		j.Fields[f.Key] = f.Value
+	}
+	return json.Marshal(j)
 }

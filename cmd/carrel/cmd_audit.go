@@ -1,0 +1,369 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/config"
+)
+
+func init() {
+	register(command{name: "audit", summary: "list, verify and prove the tamper-evident audit log (list|verify|checkpoint|prove|key)", run: runAudit})
+}
+
+// auditCommands are the subcommands of `carrel audit`. All of them open the
+// log read-only, so they work while the service runs.
+var auditCommands = map[string]struct {
+	summary string
+	run     func(ctx context.Context, e *env, args []string) error
+}{
+	"list":       {"print entries, oldest first: [--since T] [--until T] [--kind K,…] [--field KEY=VALUE] [--json]", runAuditList},
+	"verify":     {"check every entry and checkpoint: [--trusted FILE] [--verifier KEY]", runAuditVerify},
+	"checkpoint": {"print the latest signed checkpoint; keep a copy off the PC", runAuditCheckpoint},
+	"prove":      {"print the inclusion proof of entry N: --seq N [--dir DIR]", runAuditProve},
+	"key":        {"print the verifier key of the log's signing key", runAuditKey},
+}
+
+func runAudit(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		auditUsage(e.stderr)
+		return usagef("audit needs a subcommand")
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		auditUsage(e.stdout)
+		return nil
+	}
+	c, ok := auditCommands[args[0]]
+	if !ok {
+		auditUsage(e.stderr)
+		return usagef("unknown audit subcommand %q", args[0])
+	}
+	return c.run(ctx, e, args[1:])
+}
+
+func auditUsage(w io.Writer) {
+	names := make([]string, 0, len(auditCommands))
+	for n := range auditCommands {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	fmt.Fprintln(w, "Usage: carrel audit <subcommand> [flags]\n\nSubcommands:")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-11s %s\n", n, auditCommands[n].summary)
+	}
+	fmt.Fprintln(w, "\nEach takes --config FILE, or --db FILE to read a copy of audit.db directly.")
+}
+
+// auditLogFlags are the flags every subcommand that reads the log takes.
+type auditLogFlags struct {
+	config *string
+	db     *string
+}
+
+func addAuditLogFlags(fs *flag.FlagSet) auditLogFlags {
+	return auditLogFlags{
+		config: configFlag(fs),
+		db:     fs.String("db", "", "read this audit.db `FILE` instead of the one in the config's data_dir (for a copy taken off the PC)"),
+	}
+}
+
+// dataFile returns the path of name in the config's data folder.
+func dataFile(configPath, name string) (string, error) {
+	cfg, err := config.Load(configPath)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(cfg.Storage.DataDir, name), nil
+}
+
+// open opens the audit log read-only.
+func (f auditLogFlags) open() (*audit.Log, error) {
+	path := *f.db
+	if path == "" {
+		var err error
+		if path, err = dataFile(*f.config, "audit.db"); err != nil {
+			return nil, err
+		}
+	}
+	l, err := audit.Open(path, audit.Options{ReadOnly: true})
+	switch {
+	case errors.Is(err, audit.ErrNotExist):
+		return nil, &hintError{err: err, hint: "the service creates the audit log when it first starts"}
+	case errors.Is(err, audit.ErrNeedsUpgrade):
+		return nil, &hintError{err: err, hint: "start the service once with this carrel; it upgrades the log"}
+	case errors.Is(err, fs.ErrPermission):
+		return nil, &hintError{err: err, hint: "run as root (Administrator on Windows): the audit log is private to the service"}
+	}
+	return l, err
+}
+
+func runAuditList(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("audit list", e)
+	lf := addAuditLogFlags(fs)
+	since := fs.String("since", "", "entries at or after `T`: a time (2026-03-01, \"2026-03-01 14:00\", RFC 3339) or an age (36h, 7d)")
+	until := fs.String("until", "", "entries before `T`, as for --since")
+	kinds := fs.String("kind", "", "only entries of these `KINDS`, comma-separated (e.g. config.rejected,capture.start)")
+	var fields keyValues
+	fs.Var(&fields, "field", "only entries with field `KEY=VALUE` (repeatable), e.g. case=2026-03")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("audit list takes no arguments")
+	}
+	q := audit.Query{Fields: fields}
+	var err error
+	if q.Since, err = parseSince(*since); err != nil {
+		return usagef("--since: %v", err)
+	}
+	if q.Until, err = parseSince(*until); err != nil {
+		return usagef("--until: %v", err)
+	}
+	if q.Kinds, err = parseKinds(*kinds); err != nil {
+		return usagef("--kind: %v", err)
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if *asJSON {
+		enc := json.NewEncoder(e.stdout)
+		return l.Each(ctx, q, func(ent audit.Entry) error { return enc.Encode(ent) })
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEQ\tTIME\tKIND\tACTOR\tFIELDS")
+	err = l.Each(ctx, q, func(ent audit.Entry) error {
+		var parts []string
+		for _, f := range ent.Fields {
+			parts = append(parts, f.Key+"="+displayValue(f.Value))
+		}
+		_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", ent.Seq, ent.Time.Format(time.RFC3339Nano),
+			ent.Kind, displayValue(ent.Actor), strings.Join(parts, " "))
+		return err
+	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+// displayValue quotes a value that has spaces or characters a terminal
+// would act on, so one entry stays one line.
+func displayValue(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == 0x7f || !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// parseSince reads a time as the other commands do, or an age such as 7d.
+func parseSince(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := config.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	return parseTime(s)
+}
+
+func parseKinds(s string) ([]audit.Kind, error) {
+	if s == "" {
+		return nil, nil
+	}
+	known := audit.Kinds()
+	var out []audit.Kind
+	for _, k := range strings.Split(s, ",") {
+		k := audit.Kind(strings.TrimSpace(k))
+		if !slices.Contains(known, k) {
+			names := make([]string, len(known))
+			for i, k := range known {
+				names[i] = string(k)
+			}
+			slices.Sort(names)
+			return nil, fmt.Errorf("unknown kind %q; kinds are %s", k, strings.Join(names, ", "))
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// keyValues is a repeatable KEY=VALUE flag.
+type keyValues map[string]string
+
+func (kv *keyValues) String() string { return fmt.Sprint(map[string]string(*kv)) }
+
+func (kv *keyValues) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", s)
+	}
+	if *kv == nil {
+		*kv = keyValues{}
+	}
+	(*kv)[k] = v
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
+
+func runAuditVerify(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("audit verify", e)
+	lf := addAuditLogFlags(fs)
+	trusted := fs.String("trusted", "", "a checkpoint `FILE` kept off the PC (from `carrel audit checkpoint`); the log must extend it. - reads standard input")
+	var keys stringList
+	fs.Var(&keys, "verifier", "check signatures with this verifier `KEY` (from `carrel audit key`, kept off the PC) instead of the log's own; repeatable")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("audit verify takes no arguments")
+	}
+	var opts audit.VerifyOptions
+	opts.Verifiers = keys
+	if *trusted != "" {
+		b, err := readFileOrStdin(e, *trusted)
+		if err != nil {
+			return err
+		}
+		// A copy carried on a Windows stick may have gained CRLFs; the
+		// signature still decides whether the content is genuine.
+		opts.Trusted = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	rep, err := l.Verify(ctx, opts)
+	if errors.Is(err, audit.ErrTampered) {
+		return &hintError{err: fmt.Errorf("audit log does not verify: %w", err),
+			hint: "the log was changed outside carrel: keep audit.db and this output as evidence, and compare with a checkpoint kept off the PC"}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, rep)
+	return nil
+}
+
+func readFileOrStdin(e *env, path string) ([]byte, error) {
+	if path == "-" {
+		return io.ReadAll(e.stdin)
+	}
+	return os.ReadFile(path)
+}
+
+func runAuditCheckpoint(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("audit checkpoint", e)
+	lf := addAuditLogFlags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("audit checkpoint takes no arguments")
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	cp, err := l.Latest(ctx)
+	if errors.Is(err, audit.ErrNoCheckpoint) {
+		return &hintError{err: err, hint: "the service signs one at start, stop, every mode change and every audit.checkpoint_interval"}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(cp.Note)
+	return err
+}
+
+func runAuditProve(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("audit prove", e)
+	lf := addAuditLogFlags(fs)
+	seq := fs.Int64("seq", -1, "the entry's sequence number `N` (required)")
+	dir := fs.String("dir", "", "also write entry-N.txt, entry-N.proof and checkpoint.txt into `DIR`, for an independent verifier")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *seq < 0 || fs.NArg() > 0 {
+		return usagef("audit prove needs --seq N and no other arguments")
+	}
+	l, err := lf.open()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	p, err := l.Prove(ctx, *seq)
+	if err != nil {
+		return err
+	}
+	if *dir != "" {
+		files := []struct {
+			name string
+			data []byte
+		}{
+			{fmt.Sprintf("entry-%d.txt", *seq), p.Entry},
+			{fmt.Sprintf("entry-%d.proof", *seq), p.Inclusion.Text()},
+			{"checkpoint.txt", p.Checkpoint.Note},
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(*dir, f.name), f.data, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	_, err = e.stdout.Write(p.Inclusion.Text())
+	return err
+}
+
+func runAuditKey(ctx context.Context, e *env, args []string) error {
+	fset := newFlagSet("audit key", e)
+	configPath := configFlag(fset)
+	keyPath := fset.String("key", "", "read this signing key `FILE` instead of audit.key in the config's data_dir")
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	if fset.NArg() > 0 {
+		return usagef("audit key takes no arguments")
+	}
+	path := *keyPath
+	if path == "" {
+		var err error
+		if path, err = dataFile(*configPath, "audit.key"); err != nil {
+			return err
+		}
+	}
+	vkey, err := audit.ReadVerifierKey(path)
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return &hintError{err: err, hint: "run as root (Administrator on Windows): the signing key is private to the service"}
+	case errors.Is(err, fs.ErrNotExist):
+		return &hintError{err: err, hint: "the service creates the key when it first starts"}
+	case err != nil:
+		return err
+	}
+	fmt.Fprintln(e.stdout, vkey)
+	return nil
+}
