@@ -16,6 +16,7 @@ import (
 	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/booking"
 	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/misuse"
 )
 
 // Intervals of the service's own chores. Variables so tests can shorten them.
@@ -47,6 +48,7 @@ type Daemon struct {
 	audit    *audit.Log
 	bookings *booking.Store
 	api      *api.Server
+	traffic  *misuse.Controller
 
 	mu         sync.Mutex
 	cfg        *config.Config // the config in force
@@ -133,6 +135,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	d.checkpoint(ctx)
 
 	d.purge(ctx)
+	d.traffic = misuse.New(misuse.Options{DataDir: dataDir, Audit: d.audit, Log: d.log, Now: d.now})
 
 	l, err := d.listen(cfg)
 	if err != nil {
@@ -142,14 +145,15 @@ func (d *Daemon) run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.api.Serve(l) }()
 	d.log.Info("carrel started", "pc", cfg.PC.ID, "config", cfg.Path, "data", dataDir, "api", cfg.APIAddr(),
-		"mode", "bookings-only", "version", d.opts.Version)
+		"version", d.opts.Version)
 	if d.opts.Ready != nil {
 		close(d.opts.Ready)
 	}
 
 	var wg sync.WaitGroup
 	loopCtx, cancel := context.WithCancel(ctx)
-	wg.Add(1)
+	wg.Add(2)
+	go func() { defer wg.Done(); d.traffic.Run(loopCtx, cfg) }()
 	go func() { defer wg.Done(); d.loop(loopCtx) }()
 
 	var runErr error

@@ -113,6 +113,7 @@ func (d *Daemon) reload(ctx context.Context) bool {
 	d.mu.Lock()
 	d.cfg = next
 	d.mu.Unlock()
+	d.traffic.Apply(next)
 	d.log.Info("config reloaded", "sha256", shortHash(next.SHA256[:]))
 	return true
 }

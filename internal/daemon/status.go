@@ -8,6 +8,7 @@ import (
 
 	"github.com/carrel-lib/carrel/internal/api"
 	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/misuse"
 )
 
 // status answers GET /v1/status.
@@ -20,10 +21,14 @@ func (d *Daemon) status(ctx context.Context) (api.Status, error) {
 		Config:       cfg.Path,
 		ConfigSHA256: hex.EncodeToString(cfg.SHA256[:]),
 		Started:      d.start.UTC(),
-		Mode:         "bookings-only",
-		ModeReason:   "no misuse case is declared; only booking times are recorded",
 		Retention:    cfg.Booking.Retention.String(),
 	}
+	ts := d.traffic.Status()
+	st.Mode, st.ModeReason = "bookings-only", ts.Reason
+	if ts.On {
+		st.Mode = "capturing"
+	}
+	st.Capture = captureStatus(ts)
 	bs, err := d.bookings.Stats(ctx)
 	if err != nil {
 		return api.Status{}, err
@@ -58,3 +63,23 @@ func shortHash(b []byte) string { return hex.EncodeToString(b)[:12] }
 func asProblems(err error, ps *config.Problems) bool { return errors.As(err, ps) }
 
 func asPermission(err error, pe **config.PermissionError) bool { return errors.As(err, pe) }
+
+func captureStatus(ts misuse.Status) *api.CaptureStatus {
+	cs := &api.CaptureStatus{On: ts.On, Case: ts.Case, Mode: ts.Mode, Interface: ts.Interface,
+		Packets: ts.Packets, Drops: ts.Drops, Segments: ts.Segments, Bytes: ts.Bytes}
+	if !ts.On {
+		cs.Reason = ts.Reason
+	}
+	if !ts.Until.IsZero() {
+		u := ts.Until.UTC()
+		cs.Until = &u
+	}
+	if !ts.Next.IsZero() {
+		n := ts.Next.UTC()
+		cs.NextCheck = &n
+	}
+	for _, c := range ts.Cases {
+		cs.Cases = append(cs.Cases, api.CaseInfo{ID: c.ID, State: c.State, Reason: c.Reason})
+	}
+	return cs
+}

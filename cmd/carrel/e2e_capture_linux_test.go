@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/carrel-lib/carrel/internal/api"
+	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/netlab"
+	"github.com/carrel-lib/carrel/internal/seal"
+)
+
+// pcLab is a public PC (a network namespace running `carrel run`) and a
+// server namespace with real DNS, HTTP and TLS servers.
+type pcLab struct {
+	lab      *netlab.Lab
+	cfgPath  string
+	dataDir  string
+	identity string // the head librarian's age identity file
+	svc      *service
+	client   *api.Client
+	base     string // the config without cases
+}
+
+func newPCLab(t *testing.T) *pcLab {
+	t.Helper()
+	lab := netlab.New(t)
+	l := &pcLab{lab: lab}
+	lab.StartDNS(map[string]netip.Addr{"www.example.test": lab.Server4, "news.example.test": lab.Server4})
+	lab.StartHTTP()
+	lab.StartTLS()
+
+	l.identity = filepath.Join(lab.Dir, "head-librarian.key")
+	recipient, err := seal.WriteIdentityFile(l.identity, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, cfgPath := demo(t, func(s string) string {
+		s = strings.Replace(s, `interface = ""`, `interface = "`+lab.PCIf+`"`, 1)
+		s = strings.Replace(s, `recipients = []`, `recipients = ["`+recipient+`"]`, 1)
+		return strings.Replace(s, `client_group = "carrel-booking"`, `client_group = ""`, 1)
+	})
+	l.cfgPath, l.dataDir = cfgPath, filepath.Join(dir, "data")
+	b, _ := os.ReadFile(cfgPath)
+	l.base = string(b)
+	l.client = api.NewClient(filepath.Join(l.dataDir, "api.sock"))
+	l.svc = startServiceIn(t, cfgPath, lab.PC)
+	return l
+}
+
+// startServiceIn runs `carrel run` inside network namespace ns.
+func startServiceIn(t *testing.T, cfgPath, ns string) *service {
+	t.Helper()
+	self, _ := os.Executable()
+	s := &service{cmd: exec.Command("ip", "netns", "exec", ns, self, "run", "--config", cfgPath), log: new(bytes.Buffer), done: make(chan error, 1)}
+	s.cmd.Env = append(os.Environ(), "CARREL_TEST_MAIN=1")
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("carrel log:\n%s", s.log)
+		}
+	})
+	c := api.NewClient(filepath.Join(filepath.Dir(cfgPath), "data", "api.sock"))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := c.Status(context.Background()); err == nil {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carrel run not ready\n%s", s.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// traffic makes real DNS, HTTP and TLS requests from the PC.
+func (l *pcLab) traffic(t *testing.T, tag string) {
+	t.Helper()
+	lab := l.lab
+	lab.Run(lab.PC, "dig", "+time=2", "+tries=1", "@"+lab.Server4.String(), "www.example.test", "A")
+	lab.Run(lab.PC, "dig", "+time=2", "+tries=1", "@"+lab.Server4.String(), tag+".example.test", "A")
+	lab.Run(lab.PC, "curl", "-sS", "--max-time", "5", "--resolve", netlab.Resolve("news.example.test", 80, lab.Server4), "http://news.example.test/")
+	lab.Run(lab.PC, "sh", "-c", fmt.Sprintf("openssl s_client -connect %s:443 -servername %s.sni.example.test </dev/null", lab.Server4, tag))
+}
+
+// packetSockets counts the AF_PACKET sockets the carrel process holds: its
+// socket fds whose inodes appear in its namespace's /proc/net/packet.
+func (l *pcLab) packetSockets(t *testing.T) int {
+	t.Helper()
+	pid := l.svc.cmd.Process.Pid // `ip netns exec` execs carrel in place: same pid
+	table, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/packet", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inodes := map[string]bool{}
+	for i, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if i > 0 && len(f) > 0 {
+			inodes[f[len(f)-1]] = true
+		}
+	}
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, fd := range fds {
+		link, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name()))
+		if err != nil {
+			continue
+		}
+		if m := socketRE.FindStringSubmatch(link); m != nil && inodes[m[1]] {
+			n++
+		}
+	}
+	return n
+}
+
+var socketRE = regexp.MustCompile(`^socket:\[(\d+)\]$`)
+
+func (l *pcLab) trafficFiles(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(filepath.Join(l.dataDir, "traffic"), func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
+}
+
+func (l *pcLab) writeConfig(t *testing.T, extra string) {
+	t.Helper()
+	tmp := l.cfgPath + ".new"
+	if err := os.WriteFile(tmp, []byte(l.base+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, l.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *pcLab) status(t *testing.T) api.Status {
+	t.Helper()
+	st, err := l.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// within polls cond every 20 ms and fails unless it holds within d; it
+// returns how long it took.
+func within(t *testing.T, d time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// tcase is a [[case]] table for the tests; zero fields get valid values.
+type tcase struct {
+	id         string
+	start, end time.Time
+	approvedBy string // "-" leaves the key out
+	pcs        string
+}
+
+func (c tcase) toml() string {
+	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+	approved := `approved_by = "Bo"`
+	switch c.approvedBy {
+	case "-":
+		approved = ""
+	case "":
+	default:
+		approved = fmt.Sprintf("approved_by = %q", c.approvedBy)
+	}
+	if c.pcs == "" {
+		c.pcs = "pc-e2e"
+	}
+	return fmt.Sprintf(`
+[[case]]
+id = %q
+reason = "identified misuse"
+category = "abuse-of-service"
+declared_by = "Anne"
+%s
+notice_posted_at = %s
+start = %s
+end = %s
+pcs = [%q]
+`, c.id, approved, ts(c.start.Add(-time.Minute)), ts(c.start), ts(c.end), c.pcs)
+}
+
+func (l *pcLab) auditKinds(t *testing.T, kind audit.Kind) []audit.Entry {
+	t.Helper()
+	log, err := audit.Open(filepath.Join(l.dataDir, "audit.db"), audit.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	es, err := log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{kind}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return es
+}
+
+// TestG1NoCaseNoCapture: with no case, and then with only invalid cases,
+// real clients use the network and carrel opens no packet socket and
+// writes nothing under traffic/.
+func TestG1NoCaseNoCapture(t *testing.T) {
+	l := newPCLab(t)
+	check := func(stage string) {
+		for i := 0; i < 3; i++ {
+			l.traffic(t, fmt.Sprintf("g1-%d", i))
+			if n := l.packetSockets(t); n != 0 {
+				t.Fatalf("%s: carrel holds %d AF_PACKET sockets; want 0", stage, n)
+			}
+		}
+		if files := l.trafficFiles(t); len(files) != 0 {
+			t.Fatalf("%s: files under traffic/: %v", stage, files)
+		}
+		if st := l.status(t); st.Mode != "bookings-only" || st.Capture == nil || st.Capture.On {
+			t.Fatalf("%s: status = %s %+v; want bookings-only", stage, st.Mode, st.Capture)
+		}
+	}
+	check("no case")
+
+	now := time.Now()
+	l.writeConfig(t, tcase{id: "no-approver", start: now, end: now.Add(time.Hour), approvedBy: "-"}.toml()+
+		tcase{id: "same-person", start: now, end: now.Add(time.Hour), approvedBy: "anne"}.toml()+
+		tcase{id: "too-long", start: now, end: now.Add(31 * 24 * time.Hour)}.toml()+
+		tcase{id: "other-pc", start: now, end: now.Add(time.Hour), pcs: "pc-99"}.toml()+
+		tcase{id: "future", start: now.Add(time.Hour), end: now.Add(2 * time.Hour)}.toml())
+	within(t, 3*time.Second, "the invalid cases to be judged", func() bool {
+		st := l.status(t)
+		return st.Capture != nil && len(st.Capture.Cases) == 5
+	})
+	st := l.status(t)
+	want := map[string]string{"no-approver": "refused", "same-person": "refused", "too-long": "refused", "other-pc": "out-of-scope", "future": "pending"}
+	for _, c := range st.Capture.Cases {
+		if want[c.ID] != c.State {
+			t.Errorf("case %s: %s (%s); want %s", c.ID, c.State, c.Reason, want[c.ID])
+		}
+	}
+	if !strings.Contains(st.ModeReason, "approved_by: missing") {
+		t.Errorf("status reason %q does not say why", st.ModeReason)
+	}
+	check("invalid cases only")
+	if n := len(l.auditKinds(t, audit.CaseRejected)); n != 3 {
+		t.Errorf("case.rejected entries = %d; want 3", n)
+	}
+	if n := len(l.auditKinds(t, audit.CaptureStart)); n != 0 {
+		t.Errorf("capture.start entries = %d; want 0", n)
+	}
+}
+
+// TestG2CaptureOnlyUnderValidCase switches capture on by writing a valid
+// case into the live config, lets it end by the clock, and then shows that
+// removing the approver or breaking the file behave as promised.
+func TestG2CaptureOnlyUnderValidCase(t *testing.T) {
+	l := newPCLab(t)
+	ctx := context.Background()
+
+	// On within 2 s of writing a valid case.
+	now := time.Now()
+	end := now.Add(12 * time.Second)
+	l.writeConfig(t, tcase{id: "2026-g2", start: now.Add(-time.Minute), end: end}.toml())
+	took := within(t, 2*time.Second, "capture on after a valid case is written", func() bool {
+		return l.status(t).Mode == "capturing" && l.packetSockets(t) > 0
+	})
+	t.Logf("capture on %v after the config was written", took.Round(time.Millisecond))
+	st := l.status(t)
+	if st.Capture.Case != "2026-g2" || st.Capture.Interface != l.lab.PCIf || st.Capture.Until == nil || !st.Capture.Until.Equal(end.UTC().Truncate(time.Second)) {
+		t.Errorf("capture status = %+v; want case 2026-g2 on %s until %v", st.Capture, l.lab.PCIf, end)
+	}
+	l.traffic(t, "during")
+
+	// Off within 2 s of its end, with no change to the config.
+	wait := time.Until(end)
+	time.Sleep(wait)
+	took = within(t, 2*time.Second, "capture off after the case's end", func() bool {
+		return l.status(t).Mode == "bookings-only" && l.packetSockets(t) == 0
+	})
+	t.Logf("capture off %v after the case's end", took.Round(time.Millisecond))
+	l.traffic(t, "after")
+
+	// What was sealed decrypts with the head librarian's key (and with the
+	// Debian age CLI) and holds what the clients did — and nothing after.
+	files := l.trafficFiles(t)
+	var segs []string
+	for _, f := range files {
+		if strings.HasSuffix(f, ".age") {
+			segs = append(segs, f)
+		}
+	}
+	if len(segs) == 0 {
+		t.Fatalf("no sealed segments; traffic/ holds %v", files)
+	}
+	ids, err := seal.LoadIdentities(l.identity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plain bytes.Buffer
+	for _, f := range segs {
+		fh, _ := os.Open(f)
+		r, err := age.Decrypt(fh, ids[0])
+		if err != nil {
+			t.Fatalf("decrypting %s: %v", f, err)
+		}
+		io.Copy(&plain, r)
+		fh.Close()
+	}
+	for _, want := range []string{`"name":"www.example.test"`, `"name":"during.example.test"`, `"host":"news.example.test"`, `"sni":"during.sni.example.test"`} {
+		if !strings.Contains(plain.String(), want) {
+			t.Errorf("sealed records lack %s:\n%s", want, plain.String())
+		}
+	}
+	if strings.Contains(plain.String(), "after.") {
+		t.Errorf("traffic after the case's end was recorded")
+	}
+	if _, err := exec.LookPath("age"); err == nil {
+		out, err := exec.Command("age", "-d", "-i", l.identity, segs[0]).Output()
+		if err != nil || len(out) == 0 {
+			t.Errorf("age -d: %v", err)
+		}
+	}
+	starts, stops := l.auditKinds(t, audit.CaptureStart), l.auditKinds(t, audit.CaptureStop)
+	if len(starts) != 1 || len(stops) != 1 || field(stops[0], "why") != "case-ended" {
+		t.Errorf("capture.start %d, capture.stop %v; want one each, stopped because the case ended", len(starts), stops)
+	}
+
+	// A new case; then its approver is removed from the live file: off
+	// within 2 s, the reason shown, an audit entry.
+	now = time.Now()
+	active := tcase{id: "2026-g2b", start: now.Add(-time.Minute), end: now.Add(time.Hour)}.toml()
+	l.writeConfig(t, active)
+	within(t, 2*time.Second, "capture on for the second case", func() bool { return l.status(t).Mode == "capturing" })
+
+	// A broken file while the case is active: the last good config stays,
+	// capture goes on, the refusal is audited.
+	l.writeConfig(t, active+"\n[capture\n")
+	within(t, 2*time.Second, "refusal of the broken file", func() bool { return l.status(t).ConfigRejected != "" })
+	if st := l.status(t); st.Mode != "capturing" || l.packetSockets(t) == 0 {
+		t.Errorf("after a broken config: mode %s, %d packet sockets; want capture unchanged", st.Mode, l.packetSockets(t))
+	}
+	if n := len(l.auditKinds(t, audit.ConfigRejected)); n == 0 {
+		t.Error("broken config not audited")
+	}
+
+	l.writeConfig(t, strings.Replace(active, `approved_by = "Bo"`, "", 1))
+	took = within(t, 2*time.Second, "capture off after approved_by is removed", func() bool {
+		return l.status(t).Mode == "bookings-only" && l.packetSockets(t) == 0
+	})
+	t.Logf("capture off %v after approved_by was removed", took.Round(time.Millisecond))
+	st = l.status(t)
+	if !strings.Contains(st.ModeReason, "case 2026-g2b: approved_by: missing") {
+		t.Errorf("status reason = %q; want it to name the missing approver", st.ModeReason)
+	}
+	rej := l.auditKinds(t, audit.CaseRejected)
+	stops = l.auditKinds(t, audit.CaptureStop)
+	if len(rej) == 0 || field(rej[len(rej)-1], "case") != "2026-g2b" || field(stops[len(stops)-1], "why") != "case-refused" {
+		t.Errorf("audit: case.rejected %v, last capture.stop %v; want the refusal and a stop because of it", rej, stops[len(stops)-1])
+	}
+	if _, err := l.client.Start(ctx, api.StartRequest{Ref: "still-booking"}); err != nil {
+		t.Errorf("bookings while capture switches: %v", err)
+	}
+}
+
+func field(e audit.Entry, key string) string {
+	for _, f := range e.Fields {
+		if f.Key == key {
+			return f.Value
+		}
+	}
+	return ""
+}
