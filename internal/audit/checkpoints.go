@@ -133,6 +133,12 @@ func (l *Log) Prove(ctx context.Context, seq int64) (Proof, error) {
 	if err != nil {
 		return Proof{}, fmt.Errorf("proving entry %d: %w", seq, err)
 	}
+	if seq >= cp.Size {
+		size, err := l.Size(ctx)
+		if err == nil && seq < size {
+			return Proof{}, fmt.Errorf("proving entry %d: it is newer than the latest checkpoint (size %d); the service signs the next one within audit.checkpoint_interval", seq, cp.Size)
+		}
+	}
 	return l.ProveAt(ctx, seq, cp)
 }
 
@@ -140,7 +146,7 @@ func (l *Log) Prove(ctx context.Context, seq int64) (Proof, error) {
 // of this log. An export proves all its entries against one checkpoint.
 func (l *Log) ProveAt(ctx context.Context, seq int64, cp Checkpoint) (Proof, error) {
 	if seq < 0 || seq >= cp.Size {
-		return Proof{}, fmt.Errorf("proving entry %d: not covered by the checkpoint of size %d (wait for the next checkpoint, signed within audit.checkpoint_interval)", seq, cp.Size)
+		return Proof{}, fmt.Errorf("proving entry %d: no such entry in the checkpoint of size %d", seq, cp.Size)
 	}
 	ent, err := l.Entry(ctx, seq)
 	if err != nil {

@@ -190,7 +190,9 @@ type Tx struct {
 func (t *Tx) SQL() *sql.Tx { return t.tx }
 
 // Update runs fn in one write transaction and commits it if fn returns nil.
-// The commit is durable (WAL, synchronous=FULL) before Update returns.
+// The commit is durable (WAL, synchronous=FULL) before Update returns. fn
+// must record through tx, never through the Log's own methods, which would
+// wait for this transaction forever.
 func (l *Log) Update(ctx context.Context, fn func(*Tx) error) error {
 	if l.ro {
 		return ErrReadOnly

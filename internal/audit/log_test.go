@@ -256,8 +256,11 @@ func TestReadOnly(t *testing.T) {
 	if rep.Entries != 14 || rep.Checkpoints != 2 || rep.Latest.Size != 9 {
 		t.Errorf("read-only Verify = %+v; want 14 entries, 2 checkpoints, latest of 9", rep)
 	}
-	if _, err := ro.Prove(ctx, 12); err == nil || !strings.Contains(err.Error(), "not covered") {
-		t.Errorf("read-only Prove(entry after the latest checkpoint) = %v; want \"not covered\"", err)
+	if _, err := ro.Prove(ctx, 12); err == nil || !strings.Contains(err.Error(), "newer than the latest checkpoint") {
+		t.Errorf("read-only Prove(entry after the latest checkpoint) = %v; want \"newer than the latest checkpoint\"", err)
+	}
+	if _, err := ro.Prove(ctx, 14); err == nil || !strings.Contains(err.Error(), "no such entry") {
+		t.Errorf("read-only Prove(beyond the log) = %v; want \"no such entry\"", err)
 	}
 	p, err := ro.Prove(ctx, 5)
 	if err != nil {
