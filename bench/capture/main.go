@@ -72,12 +72,13 @@ func runCapture(args []string) error {
 	iface := fs.String("i", "", "interface")
 	mode := fs.String("mode", "metadata", "metadata or packets")
 	sealDir := fs.String("seal", "", "seal into a traffic store in this folder (age, like the daemon)")
+	ring := fs.Int("ring", 0, "ring size in bytes (0: the default, 8 MiB)")
 	fs.Parse(args)
 	m, err := capture.ParseMode(*mode)
 	if err != nil {
 		return err
 	}
-	s := capture.Settings{Interface: *iface, Mode: m, CaseID: "bench", Sink: discard{}}
+	s := capture.Settings{Interface: *iface, Mode: m, RingSize: *ring, CaseID: "bench", Sink: discard{}}
 	if *sealDir != "" {
 		id, _ := age.GenerateX25519Identity()
 		st, err := seal.Open(context.Background(), *sealDir, seal.Options{Recorder: nopRecorder{}})

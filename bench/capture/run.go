@@ -122,7 +122,9 @@ func startTool(t tool, dir string) (*running, error) {
 }
 
 func (r *running) stop() string {
-	syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT)
+	// SIGINT to the tool alone: tshark then stops its dumpcap itself and
+	// prints its totals.
+	syscall.Kill(r.cmd.Process.Pid, syscall.SIGINT)
 	done := make(chan struct{})
 	go func() { r.cmd.Wait(); close(done) }()
 	select {
@@ -310,13 +312,13 @@ func runAll(args []string) error {
 func sealedPackets(self, dir string, reps int) error {
 	pcap := filepath.Join(dir, "frames-1514.pcap")
 	t := tools(self)[0]
-	t.name = "carrel packets, sealed"
 	store := filepath.Join(dir, "store")
-	t.cmd = func(string) []string {
-		return []string{self, "capture", "-i", ifPC, "-mode", "packets", "-seal", store}
-	}
-	fmt.Printf("\n### Packets mode, sealed (age) into segments, 1514-byte frames\n\n| rate asked (pps) | rate sent (pps) | captured/sent | drops | CPU ns/packet | max RSS (MiB) |\n|---|---|---|---|---|---|\n")
-	for _, pps := range []int{81274, 0} {
+	fmt.Printf("\n### Packets mode, sealed (age) into segments, 1514-byte frames\n\n| ring | rate asked (pps) | rate sent (pps) | captured/sent | drops | CPU ns/packet | max RSS (MiB) |\n|---|---|---|---|---|---|---|\n")
+	for _, run := range []struct{ ring, pps int }{{8 << 20, 81274}, {8 << 20, 0}, {64 << 20, 81274}, {64 << 20, 0}} {
+		pps, ring := run.pps, strconv.Itoa(run.ring)
+		t.cmd = func(string) []string {
+			return []string{self, "capture", "-i", ifPC, "-mode", "packets", "-seal", store, "-ring", ring}
+		}
 		var rates, ratio, drops, ns, rss []float64
 		for range reps {
 			os.RemoveAll(store)
@@ -327,7 +329,7 @@ func sealedPackets(self, dir string, reps int) error {
 			rates, ratio = append(rates, res.pps), append(ratio, float64(res.seen)/float64(max(res.sent, 1)))
 			drops, ns, rss = append(drops, float64(res.drops)), append(ns, res.nsPerPkt), append(rss, float64(res.hwmKiB)/1024)
 		}
-		fmt.Printf("| %d | %.0f | %.4f | %.0f | %.0f | %.1f |\n", pps, median(rates), median(ratio), median(drops), median(ns), median(rss))
+		fmt.Printf("| %d MiB | %d | %.0f | %.4f | %.0f | %.0f | %.1f |\n", run.ring>>20, pps, median(rates), median(ratio), median(drops), median(ns), median(rss))
 	}
 	os.RemoveAll(store)
 	return nil
@@ -335,7 +337,7 @@ func sealedPackets(self, dir string, reps int) error {
 
 // offline: `carrel traffic decode` against `tshark -r` on one core.
 func offline(carrel, dir string, reps int) error {
-	const n = 1000000
+	const n = 500000
 	pcap := filepath.Join(dir, "mix.pcap")
 	if err := runGenMix([]string{"-n", strconv.Itoa(n), "-out", pcap}); err != nil {
 		return err
