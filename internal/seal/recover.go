@@ -28,8 +28,10 @@ import (
 //     commit and the rename): it is complete and fsynced; the rename is
 //     finished once its size and SHA-256 match the row.
 //   - a sealed file whose row says deleted (crash during a purge): removed.
-//   - a row still open with no file (crash before the file was created):
-//     lost with size 0.
+//   - a row still open with no file (crash before the file was created,
+//     or after a lost segment's file was removed): lost with size 0.
+//
+// A *.age file the index does not know is left alone.
 func (s *Store) recover(ctx context.Context) error {
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -48,6 +50,10 @@ func (s *Store) recover(ctx context.Context) error {
 		switch {
 		case errors.Is(err, ErrNotFound) && partial:
 			err = s.adoptLost(ctx, n)
+		case errors.Is(err, ErrNotFound):
+			// A sealed-looking file the index never knew (restored from a
+			// backup, copied by hand): not ours to judge or delete.
+			err = nil
 		case err != nil:
 		case partial && seg.State == StateOpen:
 			var size int64

@@ -94,7 +94,7 @@ func TestRecoverAdoptsAnOrphanPartial(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Files that are not segments are left alone.
-	for _, other := range []string{"notes.txt", "x.partial", "README.age"} {
+	for _, other := range []string{"notes.txt", "x.partial", "README.age", "stray-20240501T100000.000Z-00000050.jsonl.age"} {
 		os.WriteFile(filepath.Join(dir, other), []byte("keep"), 0o600)
 	}
 	e.store = e.open()
@@ -109,7 +109,7 @@ func TestRecoverAdoptsAnOrphanPartial(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, name+".partial")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("orphan partial: %v; want removed", err)
 	}
-	for _, other := range []string{"notes.txt", "x.partial", "README.age"} {
+	for _, other := range []string{"notes.txt", "x.partial", "README.age", "stray-20240501T100000.000Z-00000050.jsonl.age"} {
 		if _, err := os.Stat(filepath.Join(dir, other)); err != nil {
 			t.Errorf("%s: %v; want it left alone", other, err)
 		}

@@ -23,11 +23,13 @@ import (
 const freeCheckEvery = 4 << 20
 
 // openSegment is the segment a Writer is filling. Bytes flow
-// age → bufio → hashFile → *.partial file.
+// age → sumWriter → bufio → fileWriter → *.partial file: the ciphertext is
+// hashed as age hands it over, while it is still in the CPU cache.
 type openSegment struct {
 	name        string
 	file        *os.File
-	out         *hashFile
+	sum         *sumWriter
+	out         *fileWriter
 	buf         *bufio.Writer // nil when the Writer has no bufio layer
 	pooled      bool
 	enc         io.WriteCloser
@@ -39,19 +41,30 @@ type openSegment struct {
 	freeChecked int64
 }
 
-// hashFile hashes and counts what reaches the file.
-type hashFile struct {
-	f      *os.File
-	h      hash.Hash
-	n      int64
-	writes *int64
+// sumWriter hashes and counts the ciphertext.
+type sumWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
 }
 
-func (h *hashFile) Write(p []byte) (int, error) {
-	n, err := h.f.Write(p)
-	h.h.Write(p[:n])
-	h.n += int64(n)
-	*h.writes++
+func (s *sumWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.h.Write(p[:n])
+	s.n += int64(n)
+	return n, err
+}
+
+// fileWriter counts what reaches the file and in how many calls.
+type fileWriter struct {
+	f         *os.File
+	n, writes int64
+}
+
+func (f *fileWriter) Write(p []byte) (int, error) {
+	n, err := f.f.Write(p)
+	f.n += int64(n)
+	f.writes++
 	return n, err
 }
 
@@ -89,7 +102,7 @@ func (w *Writer) open() error {
 	if err != nil {
 		return w.lose(seg, fmt.Errorf("creating segment file: %w", err))
 	}
-	seg.out = &hashFile{f: seg.file, h: sha256.New(), writes: new(int64)}
+	seg.out = &fileWriter{f: seg.file}
 	var dst io.Writer = seg.out
 	if w.bufSize > 0 {
 		if w.bufSize == defaultBufSize {
@@ -100,13 +113,11 @@ func (w *Writer) open() error {
 		}
 		dst = seg.buf
 	}
-	if seg.enc, err = age.Encrypt(dst, w.recips...); err != nil {
+	seg.sum = &sumWriter{w: dst, h: sha256.New()}
+	if seg.enc, err = age.Encrypt(seg.sum, w.recips...); err != nil {
 		return w.lose(seg, fmt.Errorf("encrypting segment: %w", err))
 	}
-	seg.hdrLen = seg.out.n
-	if seg.buf != nil {
-		seg.hdrLen += int64(seg.buf.Buffered())
-	}
+	seg.hdrLen = seg.sum.n
 	if len(w.o.Header) > 0 {
 		if _, err := seg.enc.Write(w.o.Header); err != nil {
 			return w.lose(seg, fmt.Errorf("writing segment header: %w", err))
@@ -171,7 +182,10 @@ func (w *Writer) seal(seg *openSegment) error {
 	if err != nil {
 		return w.lose(seg, err)
 	}
-	size, sum := seg.out.n, seg.out.h.Sum(nil)
+	size, sum := seg.sum.n, seg.sum.h.Sum(nil)
+	if seg.out.n != size {
+		return w.lose(seg, fmt.Errorf("segment file has %d bytes, %d were written", seg.out.n, size))
+	}
 	err = w.s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE segments SET state = 'sealed', first_ts = ?, last_ts = ?,
 			records = ?, size = ?, sha256 = ?, sealed_at = ? WHERE name = ? AND state = 'open'`,
@@ -195,7 +209,7 @@ func (w *Writer) seal(seg *openSegment) error {
 	w.s.stored.Add(size)
 	w.st.segments.Add(1)
 	w.st.sealed.Add(size)
-	w.st.fileWrites.Add(*seg.out.writes)
+	w.st.fileWrites.Add(seg.out.writes)
 	if err := renameDurable(w.s.partialOf(seg.name), w.s.pathOf(seg.name)); err != nil {
 		return fmt.Errorf("segment %s is sealed and indexed but still named .partial (the next start completes it): %w", seg.name, err)
 	}
@@ -215,7 +229,7 @@ func (w *Writer) lose(seg *openSegment, cause error) error {
 	var size int64
 	if seg.out != nil {
 		size = seg.out.n
-		w.st.fileWrites.Add(*seg.out.writes)
+		w.st.fileWrites.Add(seg.out.writes)
 	}
 	w.st.lost.Add(1)
 	err := w.s.markLost(ctx, seg.name, size)
