@@ -122,7 +122,6 @@ func (d *Daemon) reject(ctx context.Context, bad *config.Config, err error) {
 	msg := err.Error()
 	d.mu.Lock()
 	same := d.rejected == msg
-	d.rejected = msg
 	d.mu.Unlock()
 	if same {
 		return // already reported; the poll sees the same broken file again
@@ -132,7 +131,12 @@ func (d *Daemon) reject(ctx context.Context, bad *config.Config, err error) {
 	if bad != nil {
 		f = append(f, audit.Hash("sha256", bad.SHA256[:]))
 	}
+	// Audited before status shows it, so that whoever sees the refusal can
+	// find its entry.
 	d.record(ctx, audit.Event{Kind: audit.ConfigRejected, Actor: "service", Fields: f})
+	d.mu.Lock()
+	d.rejected = msg
+	d.mu.Unlock()
 }
 
 // problemKeys lists the keys and rules that failed, without the values that
