@@ -36,6 +36,10 @@ func (r *memRecorder) Record(ctx context.Context, e audit.Event) (int64, error) 
 		r.t.Errorf("seal recorded an undeclared event: %v", err)
 		return 0, err
 	}
+	if len(e.Once) > 256 { // audit.Log's bound
+		r.t.Errorf("seal recorded a Once of %d bytes", len(e.Once))
+		return 0, errors.New("once too long")
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.fail != nil {

@@ -175,3 +175,31 @@ func TestHoldRefuses(t *testing.T) {
 		t.Errorf("after refused holds: holds %v, %d entries; want none", segs[0].Holds, len(e.rec.of(audit.HoldPlaced)))
 	}
 }
+
+// The daemon's CaseEnd looks up a removed case's last record with
+// Segments while Purge holds its transaction: that must not deadlock.
+func TestPurgeCaseEndMayReadTheIndex(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	seg := e.sealOne("removed", 3)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		caseEnd := func(id string) (time.Time, bool) {
+			segs, err := e.store.Segments(ctx, seal.Filter{Case: id})
+			if err != nil || len(segs) == 0 {
+				return time.Time{}, false
+			}
+			return segs[len(segs)-1].To, true
+		}
+		p, err := e.store.Purge(ctx, seg.To.Add(8*24*time.Hour), caseEnd, 7*24*time.Hour)
+		if err != nil || p.Deleted != 1 {
+			t.Errorf("Purge() = %+v, %v; want the removed case's segment deleted", p, err)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Purge with a CaseEnd that reads the index did not return")
+	}
+}
