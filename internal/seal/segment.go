@@ -97,7 +97,7 @@ func (w *Writer) open() error {
 	if err != nil {
 		return fmt.Errorf("indexing new segment %s: %w", name, err)
 	}
-	seg := &openSegment{name: name.String(), opened: opened, freeChecked: 0}
+	seg := &openSegment{name: name.String(), opened: opened}
 	seg.file, err = os.OpenFile(w.s.partialOf(seg.name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return w.lose(seg, fmt.Errorf("creating segment file: %w", err))
