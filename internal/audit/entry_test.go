@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +193,28 @@ func TestEventCheck(t *testing.T) {
 				t.Errorf("Check(%+v) = %v; want an error containing %q", tt.e, err, tt.want)
 			}
 		})
+	}
+}
+
+// TestKindsEncodable: every declared kind and field key has a shape the
+// entry encoding accepts, so an event that passes Check can always be
+// recorded.
+func TestKindsEncodable(t *testing.T) {
+	ks := Kinds()
+	if len(ks) != len(kinds) || !slices.IsSorted(ks) {
+		t.Fatalf("Kinds() = %v; want all %d kinds in order", ks, len(kinds))
+	}
+	for _, k := range ks {
+		if !isName(string(k), ".-") {
+			t.Errorf("kind %q is not a kind name", k)
+		}
+		for key, spec := range kinds[k].fields {
+			if !isName(key, "") {
+				t.Errorf("%s: field key %q is not a key name", k, key)
+			}
+			if _, ok := typeNames[spec.typ]; !ok {
+				t.Errorf("%s: field %q has type %d without a name", k, key, spec.typ)
+			}
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package audit
 
+import "slices"
+
 // The closed set of event kinds. Each entry says what happened and which
 // fields it carries; Event.Check enforces it. No kind may carry personal
 // data: no booking references, no card numbers or their HMACs, no addresses
@@ -126,11 +128,13 @@ var kinds = map[Kind]kindSpec{
 		"bookings": req(TypeInt), "segments": req(TypeInt)}},
 }
 
-// Kinds returns every declared kind, for documentation and `carrel audit list --kind`.
+// Kinds returns every declared kind in name order, for documentation and
+// `carrel audit list --kind`.
 func Kinds() []Kind {
 	out := make([]Kind, 0, len(kinds))
 	for k := range kinds {
 		out = append(out, k)
 	}
+	slices.Sort(out)
 	return out
 }

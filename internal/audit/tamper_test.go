@@ -61,6 +61,12 @@ func TestTamperOneEntry(t *testing.T) {
 		{"checkpoint replaced by older", `UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE id = 1), size = 6 WHERE id = 3`, "checkpoint 3 (size 6)"},
 		{"extra signing key", `INSERT INTO keys (verifier, added) VALUES ('carrel/pc-01+ab2cd60d+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c', 'x')`, "signing key"},
 		{"origin", `UPDATE meta SET value = 'carrel/pc-99' WHERE key = 'origin'`, "checkpoint 1 (size 6)"},
+		// With several changes, the first entry is named, whichever check
+		// finds it.
+		{"unreadable after changed", `UPDATE entries SET v = 2 WHERE seq = 9; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 6"},
+		{"unreadable before changed", `UPDATE entries SET v = 2 WHERE seq = 4; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 4"},
+		{"gap after changed", `DELETE FROM entries WHERE seq = 12; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 6"},
+		{"interior hash before changed", fmt.Sprintf(`UPDATE hashes SET hash = randomblob(32) WHERE id = %d; UPDATE entries SET actor = 'x' WHERE seq = 14`, tlog.StoredHashIndex(1, 2)), fmt.Sprintf("tree hash %d", tlog.StoredHashIndex(1, 2))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

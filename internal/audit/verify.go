@@ -127,6 +127,8 @@ type verification struct {
 	keys   map[string]int64 // fingerprint (hex) of each key.created audit-signing key → entry
 	vs     note.Verifiers
 	report Report
+	bad    *VerifyError // the first problem with an entry or the tree
+	badAt  int64        // the entry it is at
 }
 
 func (v *verification) reader() tlog.HashReader {
@@ -142,48 +144,69 @@ func (v *verification) reader() tlog.HashReader {
 	})
 }
 
+// flag keeps the problem found at the lowest entry: the passes over
+// entries, fields and hashes each find problems in order, and the report
+// names the first entry that fails, whichever pass saw it.
+func (v *verification) flag(e *VerifyError, at int64) {
+	if v.bad == nil || at < v.badAt {
+		v.bad, v.badAt = e, at
+	}
+}
+
+// errGap stops the pass over entries: after a gap the numbering says
+// nothing more.
+var errGap = errors.New("gap")
+
 func (v *verification) entries() error {
 	var n int64
 	err := scanStored(v.ctx, v.tx, Query{}, func(s storedEntry) error {
 		if s.seq != n {
-			return entryError(n, "is missing (the next stored entry is %d): entries were deleted", s.seq)
+			v.flag(entryError(n, "is missing (the next stored entry is %d): entries were deleted", s.seq), n)
+			return errGap
 		}
+		var leaf tlog.Hash // a placeholder for an entry that cannot be encoded
 		e, err := s.entry()
-		if err != nil {
-			return entryError(n, "%v", err)
+		if err == nil {
+			leaf, err = e.Hash()
 		}
-		leaf, err := e.Encode()
 		if err != nil {
-			return entryError(n, "%v", err)
+			v.flag(entryError(n, "%v", err), n)
 		}
-		hs, err := tlog.StoredHashes(n, leaf, v.reader())
+		hs, err := tlog.StoredHashesForRecordHash(n, leaf, v.reader())
 		if err != nil {
 			return err
 		}
 		v.tree = append(v.tree, hs...)
-		if e.Kind == KeyCreated {
-			var key, fp string
-			for _, f := range e.Fields {
-				switch f.Key {
-				case "key":
-					key = f.Value
-				case "fingerprint":
-					fp = f.Value
-				}
-			}
-			if key == "audit-signing" && fp != "" {
-				v.keys[fp] = n
-			}
+		if fp, ok := signingKeyRecorded(e); ok {
+			v.keys[fp] = n
 		}
 		n++
 		return nil
 	})
 	v.report.Entries = n
-	if err != nil {
+	if err != nil && !errors.Is(err, errGap) {
 		return err
 	}
 	v.report.Root, err = tlog.TreeHash(n, v.reader())
 	return err
+}
+
+// signingKeyRecorded returns the fingerprint a key.created entry records
+// for an audit signing key.
+func signingKeyRecorded(e Entry) (string, bool) {
+	if e.Kind != KeyCreated {
+		return "", false
+	}
+	var key, fp string
+	for _, f := range e.Fields {
+		switch f.Key {
+		case "key":
+			key = f.Value
+		case "fingerprint":
+			fp = f.Value
+		}
+	}
+	return fp, key == "audit-signing" && fp != ""
 }
 
 func (v *verification) orphanFields() error {
@@ -193,12 +216,24 @@ func (v *verification) orphanFields() error {
 		return fmt.Errorf("reading audit fields: %w", err)
 	}
 	if seq.Valid {
-		return entryError(seq.Int64, "has fields but no entry: the entry was deleted")
+		v.flag(entryError(seq.Int64, "has fields but no entry: the entry was deleted"), seq.Int64)
 	}
 	return nil
 }
 
+// storedHashes compares the stored tree with the recomputed one and then
+// reports the first problem of all three passes.
 func (v *verification) storedHashes() error {
+	if err := v.compareHashes(); err != nil {
+		return err
+	}
+	if v.bad != nil {
+		return v.bad
+	}
+	return nil
+}
+
+func (v *verification) compareHashes() error {
 	rows, err := v.tx.QueryContext(v.ctx, `SELECT id, hash FROM hashes ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("reading tree hashes: %w", err)
@@ -212,13 +247,16 @@ func (v *verification) storedHashes() error {
 			return fmt.Errorf("reading tree hashes: %w", err)
 		}
 		if id >= int64(len(v.tree)) {
-			return entryError(v.report.Entries, "is missing: the stored tree goes on past it (tree hash %d), so entries were deleted from the end", id)
+			v.flag(entryError(v.report.Entries, "is missing: the stored tree goes on past it (tree hash %d), so entries were deleted from the end", id), v.report.Entries)
+			return nil
 		}
 		if id != want {
-			return hashError(want, "is missing")
+			v.hashProblem(want, "is missing")
+			return nil
 		}
 		if len(b) != tlog.HashSize || tlog.Hash(b) != v.tree[id] {
-			return hashError(id, "differs from the one recomputed from the entries")
+			v.hashProblem(id, "differs from the one recomputed from the entries")
+			return nil
 		}
 		want++
 	}
@@ -226,20 +264,22 @@ func (v *verification) storedHashes() error {
 		return fmt.Errorf("reading tree hashes: %w", err)
 	}
 	if want != int64(len(v.tree)) {
-		return hashError(want, "is missing")
+		v.hashProblem(want, "is missing")
 	}
 	return nil
 }
 
-// hashError names the entry a leaf hash belongs to, since that is what was
-// changed; an interior hash is named by its place in the tree.
-func hashError(id int64, reason string) error {
+// hashProblem names the entry a leaf hash belongs to, since that is what
+// was changed; an interior hash is named by its place in the tree.
+func (v *verification) hashProblem(id int64, reason string) {
 	level, n := tlog.SplitStoredHashIndex(id)
 	if level == 0 {
-		return entryError(n, "its stored leaf hash %s: the entry or its hash was changed", reason)
+		v.flag(entryError(n, "its stored leaf hash %s: the entry or its hash was changed", reason), n)
+		return
 	}
-	return otherError(fmt.Sprintf("tree hash %d", id), "(level %d over entries %d to %d) %s: the stored tree was changed",
-		level, n<<level, (n+1)<<level-1, reason)
+	first, last := n<<level, (n+1)<<level-1
+	v.flag(otherError(fmt.Sprintf("tree hash %d", id), "(level %d over entries %d to %d) %s: the stored tree was changed",
+		level, first, last, reason), first)
 }
 
 func (v *verification) signingKeys() error {
