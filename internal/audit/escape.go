@@ -78,4 +78,3 @@ func unescape(s string) (string, error) {
 	}
 	return b.String(), nil
 }
-
