@@ -308,3 +308,39 @@ func TestClosed(t *testing.T) {
 		t.Errorf("second Close = %v; want ErrClosed", err)
 	}
 }
+
+// TestKeyCreationCrashLeftovers: a temporary key file left by a crash is
+// never used as the key; Open writes a whole new one.
+func TestKeyCreationCrashLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "audit.key")
+	if err := os.WriteFile(key+".tmp", []byte("PRIVATE+KEY+half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(filepath.Join(dir, "audit.db"), Options{Origin: testOrigin, KeyPath: key})
+	if err != nil {
+		t.Fatalf("Open beside a leftover temporary key = %v", err)
+	}
+	defer l.Close()
+	if _, err := os.Stat(key + ".tmp"); !os.IsNotExist(err) {
+		t.Errorf("leftover %s.tmp still there (%v)", key, err)
+	}
+	if vkey, err := ReadVerifierKey(key); err != nil || vkey != l.Verifier() {
+		t.Errorf("ReadVerifierKey = %q, %v; want %q", vkey, err, l.Verifier())
+	}
+}
+
+func TestNoCheckpointYet(t *testing.T) {
+	_, dir := testLog(t) // open, never closed: no shutdown checkpoint yet
+	ro := reopen(t, dir, true)
+	if _, err := ro.Latest(context.Background()); !errors.Is(err, ErrNoCheckpoint) {
+		t.Errorf("Latest() before any checkpoint = %v; want ErrNoCheckpoint", err)
+	}
+	if _, err := ro.Prove(context.Background(), 0); !errors.Is(err, ErrNoCheckpoint) {
+		t.Errorf("read-only Prove before any checkpoint = %v; want ErrNoCheckpoint", err)
+	}
+	rep := mustVerify(t, ro, VerifyOptions{})
+	if rep.Checkpoints != 0 || rep.Latest != nil || rep.Entries != 1 {
+		t.Errorf("Verify() before any checkpoint = %+v", rep)
+	}
+}
