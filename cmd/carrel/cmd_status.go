@@ -51,7 +51,7 @@ func printStatus(w io.Writer, st api.Status) {
 			row("capture", "on, case %s, %s mode on %s, until %s", c.Case, c.Mode, c.Interface, fmtTime(c.Until))
 			row("captured", "%d packets, %d dropped, %d sealed segments, %s", c.Packets, c.Drops, c.Segments, fmtBytes(c.Bytes))
 		} else {
-			row("capture", "off: %s", c.Reason)
+			row("capture", "off (see why)")
 		}
 		for _, cs := range c.Cases {
 			line := cs.State
