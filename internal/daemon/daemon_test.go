@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/booking"
 	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/testenv"
 )
 
 // harness runs the daemon in this process on a config in a temporary folder.
@@ -376,5 +378,35 @@ func TestOneServicePerDataFolder(t *testing.T) {
 	err := Run(context.Background(), Options{ConfigPath: filepath.Join(dir, "carrel.toml"), Log: slog.New(slog.DiscardHandler)})
 	if err == nil || !strings.Contains(err.Error(), "another carrel is already running") {
 		t.Errorf("second Run() = %v; want refusal", err)
+	}
+}
+
+// TestRefusedCallerIsAudited: a caller outside the booking-client group who
+// reaches the socket (its mode opened by hand) is refused by the service,
+// and the refusal is in the audit log with the account and why.
+func TestRefusedCallerIsAudited(t *testing.T) {
+	testenv.NeedRoot(t)
+	curl := testenv.NeedTool(t, "curl", "setpriv")
+	dir := t.TempDir()
+	os.Chmod(filepath.Dir(dir), 0o755)
+	os.Chmod(dir, 0o755)
+	writeConfig(t, dir, "")
+	// The socket in a folder others can reach; the data folder stays 0700.
+	p := filepath.Join(dir, "carrel.toml")
+	b, _ := os.ReadFile(p)
+	os.Mkdir(filepath.Join(dir, "run"), 0o755)
+	b = bytes.Replace(b, []byte(filepath.Join(dir, "data", "api.sock")), []byte(filepath.Join(dir, "run", "api.sock")), 1)
+	os.WriteFile(p, b, 0o600)
+	start(t, dir, nil)
+	sock := filepath.Join(dir, "run", "api.sock")
+	os.Chmod(sock, 0o666)
+	out, _ := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", curl, "-sS",
+		"--unix-socket", sock, "-d", `{"ref":"x"}`, "http://carrel/v1/bookings/start").CombinedOutput()
+	if !strings.Contains(string(out), "may not use the carrel API") {
+		t.Fatalf("curl as nobody: %s; want a refusal", out)
+	}
+	es := entries(t, dir, audit.APIRefused)
+	if len(es) != 1 || field(es[0], "uid") != "65534" || field(es[0], "why") != "not-in-group" {
+		t.Errorf("api.refused entries = %+v; want one for uid 65534, not-in-group", es)
 	}
 }
