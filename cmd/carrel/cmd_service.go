@@ -87,17 +87,8 @@ func runService(ctx context.Context, e *env, args []string) error {
 // prepareInstall writes the default config and data folder when they do not
 // exist, with permissions carrel accepts, and checks existing ones.
 func prepareInstall(e *env, configPath string) error {
-	if _, err := os.Stat(configPath); errors.Is(err, os.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(configPath), 0o755); err != nil {
-			return fmt.Errorf("creating config folder: %w", err)
-		}
-		if err := secureDir(filepath.Dir(configPath), false); err != nil {
-			return err
-		}
-		if err := writeNewFile(configPath, config.Example("")); err != nil {
-			return fmt.Errorf("writing default config: %w", err)
-		}
-		fmt.Fprintf(e.stdout, "wrote the default config to %s; edit [library] and [capture].recipients\n", configPath)
+	if err := writeDefaultConfig(e, configPath); err != nil {
+		return err
 	}
 	cfg, err := config.Load(configPath)
 	if err != nil {
@@ -113,6 +104,25 @@ func prepareInstall(e *env, configPath string) error {
 		return err
 	}
 	return config.CheckPermissions(configPath, cfg.Storage.DataDir)
+}
+
+// writeDefaultConfig writes the commented default config at path unless a
+// file is already there.
+func writeDefaultConfig(e *env, path string) error {
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("creating config folder: %w", err)
+	}
+	if err := secureDir(filepath.Dir(path), false); err != nil {
+		return err
+	}
+	if err := writeNewFile(path, config.Example("")); err != nil {
+		return fmt.Errorf("writing default config: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "wrote the default config to %s; edit [library] and [capture].recipients\n", path)
+	return nil
 }
 
 // writeNewFile creates path (never overwriting) readable only by its owner.
