@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -408,4 +409,56 @@ func field(e audit.Entry, key string) string {
 		}
 	}
 	return ""
+}
+
+// TestQuotaStopsCapture: when sealed traffic reaches capture.max_bytes,
+// capture stops cleanly before the quota is passed, says why in status,
+// audits it, and does not restart until the config changes.
+func TestQuotaStopsCapture(t *testing.T) {
+	l := newPCLab(t)
+	l.base = strings.Replace(l.base, `max_bytes = "4GiB"`, `max_bytes = "64MiB"`, 1)
+	now := time.Now()
+	l.writeConfig(t, tcase{id: "2026-quota", start: now.Add(-time.Minute), end: now.Add(time.Hour)}.toml()+
+		"mode = \"packets\"\nsnaplen = 65535\n")
+	within(t, 2*time.Second, "capture on", func() bool { return l.status(t).Mode == "capturing" })
+
+	// About 100 MB of UDP from the PC: more than the quota.
+	l.lab.Do(l.lab.PC, func() {
+		conn, err := net.Dial("udp", net.JoinHostPort(l.lab.Server4.String(), "9"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, 60000)
+		for i := 0; i < 1700; i++ {
+			conn.Write(buf)
+			if i%100 == 0 {
+				time.Sleep(10 * time.Millisecond) // let capture keep up; the point is the quota, not drops
+			}
+		}
+	})
+	within(t, 20*time.Second, "capture stopped by the quota", func() bool {
+		st := l.status(t)
+		return st.Mode == "bookings-only" && strings.Contains(st.ModeReason, "max_bytes")
+	})
+	st := l.status(t)
+	if st.Capture.Bytes > 64<<20 {
+		t.Errorf("sealed bytes %d exceed the 64 MiB quota", st.Capture.Bytes)
+	}
+	if st.Capture.Bytes < 32<<20 {
+		t.Errorf("sealed bytes %d: capture stopped long before the quota", st.Capture.Bytes)
+	}
+	if q := l.auditKinds(t, audit.QuotaReached); len(q) != 1 {
+		t.Errorf("capture.quota entries = %d; want 1", len(q))
+	}
+	stops := l.auditKinds(t, audit.CaptureStop)
+	if len(stops) != 1 || field(stops[0], "why") != "quota" {
+		t.Errorf("capture.stop entries = %+v; want one, why quota", stops)
+	}
+	// It stays off: the case is still valid, but the quota is full.
+	time.Sleep(1500 * time.Millisecond)
+	if n := l.packetSockets(t); n != 0 || len(l.auditKinds(t, audit.CaptureStart)) != 1 {
+		t.Errorf("after the quota: %d packet sockets, %d capture.start entries; want capture to stay off", n, len(l.auditKinds(t, audit.CaptureStart)))
+	}
 }
