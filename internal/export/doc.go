@@ -1,0 +1,36 @@
+// Package export makes and checks the court-order evidence bundle (G7): a
+// BagIt 1.0 bag (RFC 8493) holding, for one court order, the bookings of
+// the PCs asked for that overlap a time window, the sealed traffic segments
+// that overlap it exactly as stored together with their decrypted content
+// restricted to the window, the audit entries that concern the window and
+// the cases involved with inclusion proofs against one signed checkpoint,
+// the config in force, and a chain-of-custody record.
+//
+// It is the only package that reads both the booking register and traffic
+// (G3); a test over the package graph allows it and nobody else. It owns no
+// file of the data folder: it opens bookings.db read-only, the traffic
+// store to read segments and place legal holds, and the audit log to record
+// export.start, export.end or export.fail. It decrypts segments with the
+// head librarian's identity, which it never stores.
+//
+// What the bundle holds, and how partial overlaps are treated:
+//
+//   - The window is [from, to): a moment at `to` is outside.
+//   - A booking overlapping the window only partly is included whole, with
+//     its recorded start and end: a booking is the unit that says who could
+//     have used the PC, and cutting it would misstate the register.
+//   - A sealed segment overlapping the window is included whole, as stored:
+//     ciphertext cannot be cut, and its SHA-256 must match the audit log.
+//     Its decrypted content is restricted to the window: a DNS, TLS or HTTP
+//     record when its time is in the window, a flow record when any part of
+//     it (first..last) is, a packet when its timestamp is. Lines and packets
+//     are copied, never rewritten.
+//   - A window that overlaps a case only partly yields the traffic of the
+//     overlap; there is no traffic outside a case, by design (G2). A window
+//     with no case yields an honest bundle with bookings and no traffic, and
+//     bag-info.txt says so.
+//
+// It must not write bookings, traffic or config, keep a copy of the
+// identity, or put the order reference or any personal data into the audit
+// log (only the order's SHA-256).
+package export

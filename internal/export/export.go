@@ -1,0 +1,417 @@
+package export
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"filippo.io/age"
+
+	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/booking"
+	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/seal"
+)
+
+// Files of the data folder the export reads. They are the daemon's names.
+const (
+	bookingsFile = "bookings.db"
+	auditFile    = "audit.db"
+	auditKeyFile = "audit.key"
+)
+
+// Result says what an export made.
+type Result struct {
+	Dir        string // the bag
+	Files      int    // payload files
+	Bytes      int64  // payload bytes
+	Bookings   int
+	Segments   int   // sealed segments included
+	Omitted    int   // segments overlapping the window that could not be included
+	InWindow   int64 // decrypted records and packets in the window
+	Entries    int   // audit entries with proofs
+	Cases      []string
+	TagSHA256  string // of tagmanifest-sha256.txt, as recorded in export.end
+	EndSeq     int64  // the export.end entry
+	Checkpoint string // one line naming the checkpoint signed after export.end
+}
+
+// Run makes the bundle for one court order at o.Out. It writes into a
+// temporary folder beside o.Out and renames it into place only when every
+// file is written and synced: on any error nothing is left at o.Out and
+// the temporary folder is removed.
+//
+// Order of work: check the request, read the identity and check it opens
+// every segment to include, record export.start, put the segments on legal
+// hold, write traffic, bookings, config and audit files, custody.json and
+// the BagIt files, record export.end with the tag manifest's SHA-256 and
+// sign a checkpoint, rename. A failure after export.start records
+// export.fail; the legal hold stays (the order is real; `carrel traffic
+// release --order` lifts it).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Actor == "" {
+		o.Actor = "export"
+	}
+	ids, err := seal.LoadIdentities(o.IdentityFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading the head librarian's identity: %w", err)
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(out); err == nil {
+		return nil, fmt.Errorf("%s already exists: an export never writes into or over an existing folder", out)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("the folder %s to create the bundle in does not exist", filepath.Dir(out))
+	}
+	cfg := o.Config
+	pc := cfg.PC.ID
+	if !o.includesPC(pc) {
+		return nil, fmt.Errorf("this PC is %s, which the order does not name (%s): its bookings and traffic are not part of it; run the export on the PCs it names",
+			pc, strings.Join(o.PCs, ", "))
+	}
+	x := &exporter{o: o, ids: ids, cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}}
+	defer x.close()
+	if err := x.open(ctx); err != nil {
+		return nil, err
+	}
+	if err := x.plan(ctx); err != nil {
+		return nil, err
+	}
+	if err := x.checkIdentity(); err != nil {
+		return nil, err
+	}
+
+	tmp, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-")
+	if err != nil {
+		return nil, fmt.Errorf("creating the temporary bundle folder: %w", err)
+	}
+	x.bag = &bagWriter{root: tmp, progress: newMeter(o.Progress, o.Now)}
+	res, err := x.export(ctx, out)
+	if err != nil {
+		if rerr := os.RemoveAll(tmp); rerr != nil {
+			err = fmt.Errorf("%w (and removing the unfinished bundle %s: %v)", err, tmp, rerr)
+		}
+		x.fail(err)
+		return nil, err
+	}
+	return res, nil
+}
+
+// exporter holds one export's state.
+type exporter struct {
+	o   Options
+	ids []*age.X25519Identity
+	cfg *config.Config
+	win Window
+
+	log      *audit.Log
+	store    *seal.Store // nil when this PC never captured
+	bookings *booking.Store
+
+	booked   []booking.Booking
+	sealed   []seal.Segment
+	omitted  []OmittedJSON
+	cases    []string
+	bag      *bagWriter
+	step     string // what the export was doing, for export.fail
+	startSeq int64  // -1 until export.start is recorded
+	custody  Custody
+}
+
+func (x *exporter) open(ctx context.Context) error {
+	dir := x.cfg.Storage.DataDir
+	var err error
+	x.startSeq = -1
+	x.log, err = audit.Open(filepath.Join(dir, auditFile), audit.Options{
+		Origin: "carrel/" + x.cfg.PC.ID, KeyPath: filepath.Join(dir, auditKeyFile), Now: x.o.Now,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the audit log: %w", err)
+	}
+	x.bookings, err = booking.OpenReadOnly(filepath.Join(dir, bookingsFile))
+	if err != nil && !errors.Is(err, booking.ErrNotExist) {
+		return err
+	}
+	// Only open the traffic store for writing holds when one exists:
+	// opening it with a Recorder would create an empty one.
+	probe, err := seal.Open(ctx, dir, seal.Options{})
+	if errors.Is(err, seal.ErrNoStore) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	probe.Close()
+	x.store, err = seal.Open(ctx, dir, seal.Options{Recorder: x.log, Actor: x.o.Actor, Now: x.o.Now})
+	return err
+}
+
+func (x *exporter) close() {
+	if x.store != nil {
+		x.store.Close()
+	}
+	if x.bookings != nil {
+		x.bookings.Close()
+	}
+	if x.log != nil {
+		x.log.Close()
+	}
+}
+
+// plan selects the bookings, segments and cases of the export.
+func (x *exporter) plan(ctx context.Context) error {
+	if x.bookings != nil {
+		all, err := x.bookings.List(ctx, x.win.From, x.win.To)
+		if err != nil {
+			return err
+		}
+		for _, b := range all {
+			if x.o.includesPC(b.PC) {
+				x.booked = append(x.booked, b)
+			}
+		}
+	}
+	cases := map[string]bool{}
+	if x.store != nil {
+		segs, err := x.store.Segments(ctx, seal.Filter{From: x.win.From, To: x.win.To})
+		if err != nil {
+			return err
+		}
+		for _, s := range segs {
+			first, last := s.From, s.To
+			if first.IsZero() || last.IsZero() {
+				first, last = s.Opened, s.Opened
+			}
+			if !x.win.Overlaps(first, last) {
+				continue // seal's filter is inclusive at the end; ours is not
+			}
+			cases[s.Case] = true
+			switch s.State {
+			case seal.StateSealed:
+				x.sealed = append(x.sealed, s)
+			default:
+				x.omitted = append(x.omitted, OmittedJSON{Name: s.Name, Case: s.Case, State: string(s.State), Why: omittedWhy(s)})
+			}
+		}
+	}
+	for _, c := range x.cfg.Cases {
+		if c.ID == "" || c.Start.IsZero() || c.End.IsZero() || !c.Start.Before(x.win.To) || !c.End.After(x.win.From) {
+			continue
+		}
+		if slices.Contains(c.PCs, "*") || slices.Contains(c.PCs, x.cfg.PC.ID) {
+			cases[c.ID] = true
+		}
+	}
+	for c := range cases {
+		x.cases = append(x.cases, c)
+	}
+	slices.Sort(x.cases)
+	return nil
+}
+
+func omittedWhy(s seal.Segment) string {
+	switch s.State {
+	case seal.StateOpen:
+		return "still being written by the running capture; export again once it is sealed (within a minute)"
+	case seal.StateDeleted:
+		return "deleted by traffic retention at " + s.EndedAt.UTC().Format(time.RFC3339)
+	case seal.StateLost:
+		return "lost: left unfinished by a crash or a failed write"
+	}
+	return "state " + string(s.State)
+}
+
+// checkIdentity opens the age header of every segment to include, so that
+// a wrong key is reported before anything is recorded or written.
+func (x *exporter) checkIdentity() error {
+	for _, s := range x.sealed {
+		p, err := x.store.Path(s.Name)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return fmt.Errorf("segment %s: %w", s.Name, err)
+		}
+		_, err = age.Decrypt(f, x.identities()...)
+		f.Close()
+		if err != nil {
+			return identityError(s.Name, x.o.IdentityFile, err)
+		}
+	}
+	return nil
+}
+
+func (x *exporter) identities() []age.Identity {
+	out := make([]age.Identity, len(x.ids))
+	for i, id := range x.ids {
+		out[i] = id
+	}
+	return out
+}
+
+// ErrWrongIdentity: the identity given cannot decrypt a sealed segment.
+var ErrWrongIdentity = errors.New("the identity cannot decrypt this traffic")
+
+func identityError(segment, file string, err error) error {
+	var nm *age.NoIdentityMatchError
+	if errors.As(err, &nm) {
+		return fmt.Errorf("segment %s was sealed to other keys than the one in %s: %w (use the head librarian's key that matches capture.recipients at the time)",
+			segment, file, ErrWrongIdentity)
+	}
+	return fmt.Errorf("segment %s: opening its age header: %w", segment, err)
+}
+
+// export does the work after the checks; it returns the finished bag.
+func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
+	o := x.o
+	x.step = "recording export.start"
+	seq, err := x.log.Record(ctx, audit.Event{Kind: audit.ExportStart, Actor: o.Actor, Fields: []audit.Field{
+		audit.Hash("order_sha256", o.Order.SHA256()), audit.Time("from", x.win.From), audit.Time("to", x.win.To),
+		audit.Int("pcs", int64(len(o.PCs))),
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("recording export.start: %w", err)
+	}
+	x.startSeq = seq
+	if len(x.sealed) > 0 {
+		x.step = "placing the legal hold"
+		names := make([]string, len(x.sealed))
+		for i, s := range x.sealed {
+			names[i] = s.Name
+		}
+		if _, err := x.store.Hold(ctx, o.Order.Ref, names); err != nil {
+			return nil, err
+		}
+	}
+	var total int64
+	for _, s := range x.sealed {
+		total += s.Size
+	}
+	// Files: each segment's copy and decrypted files, bookings, config,
+	// custody; the audit files are added as they come.
+	x.bag.progress.setTotals(len(x.sealed)*3+3, total)
+
+	x.initCustody()
+	x.step = "writing traffic"
+	for _, s := range x.sealed {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sj, err := x.writeSegment(s)
+		if err != nil {
+			return nil, err
+		}
+		x.custody.Segments = append(x.custody.Segments, sj)
+	}
+	x.step = "writing bookings"
+	if err := x.writeBookings(); err != nil {
+		return nil, err
+	}
+	x.step = "writing the config"
+	if err := x.writeConfig(); err != nil {
+		return nil, err
+	}
+	x.step = "writing audit entries"
+	if err := x.writeAudit(ctx); err != nil {
+		return nil, err
+	}
+	x.step = "writing custody.json"
+	cj, err := x.custody.encode()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := x.bag.writeFile(payloadPath("custody.json"), cj); err != nil {
+		return nil, err
+	}
+	x.step = "writing the BagIt files"
+	if _, err := x.bag.writeFile("bagit.txt", []byte(bagitTxt)); err != nil {
+		return nil, err
+	}
+	if _, err := x.bag.writeFile("bag-info.txt", encodeBagInfo(x.bagInfo())); err != nil {
+		return nil, err
+	}
+	tagSum, err := x.bag.finish()
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Dir: out, Files: len(x.bag.payload), Bookings: len(x.booked), Segments: len(x.sealed),
+		Omitted: len(x.omitted), Entries: x.custody.Audit.Entries, Cases: x.cases, TagSHA256: hex.EncodeToString(tagSum)}
+	for _, f := range x.bag.payload {
+		res.Bytes += f.Size
+	}
+	for _, s := range x.custody.Segments {
+		res.InWindow += s.InWindow
+	}
+	x.step = "recording export.end"
+	res.EndSeq, err = x.log.Record(ctx, audit.Event{Kind: audit.ExportEnd, Actor: o.Actor, Fields: []audit.Field{
+		audit.Hash("order_sha256", o.Order.SHA256()), audit.Hash("tagmanifest_sha256", tagSum),
+		audit.Int("files", int64(res.Files)), audit.Int("bytes", res.Bytes),
+	}})
+	if err != nil {
+		return nil, fmt.Errorf("recording export.end: %w", err)
+	}
+	cp, err := x.log.Checkpoint(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("signing the checkpoint after export.end: %w", err)
+	}
+	res.Checkpoint = cp.String()
+	x.step = "moving the bundle into place"
+	if err := testHookBeforeRename(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(x.bag.root, out); err != nil {
+		return nil, fmt.Errorf("moving the bundle into place: %w", err)
+	}
+	if err := syncDir(filepath.Dir(out)); err != nil {
+		return nil, fmt.Errorf("syncing %s: %w", filepath.Dir(out), err)
+	}
+	x.bag.progress.done()
+	return res, nil
+}
+
+// fail records export.fail once export.start was recorded. Its reason is
+// the step and the kind of failure, never the error text: that could quote
+// a path, a segment's content or the order.
+func (x *exporter) fail(err error) {
+	if x.startSeq < 0 || x.log == nil {
+		return
+	}
+	kind := "error"
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		kind = "cancelled"
+	case errors.Is(err, syscall.ENOSPC):
+		kind = "no space left on the device"
+	case errors.Is(err, fs.ErrPermission):
+		kind = "permission denied"
+	case errors.Is(err, seal.ErrCorrupt):
+		kind = "a sealed segment does not match its index entry"
+	}
+	// A cancelled context must not stop the failure from being recorded.
+	x.log.Record(context.WithoutCancel(context.Background()), audit.Event{Kind: audit.ExportFail, Actor: x.o.Actor, Fields: []audit.Field{
+		audit.Hash("order_sha256", x.o.Order.SHA256()), audit.Text("why", x.step+": "+kind),
+	}})
+}
+
+// testHookBeforeRename lets tests fail an export at its last step.
+var testHookBeforeRename = func() error { return nil }

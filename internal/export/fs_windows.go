@@ -1,0 +1,28 @@
+package export
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// syncBag flushes every file under root (FlushFileBuffers). Folders need
+// nothing: NTFS journals its metadata, so names are durable once written.
+func syncBag(root string) error {
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+}
+
+// syncDir is a no-op on Windows: there is no folder fsync.
+func syncDir(string) error { return nil }

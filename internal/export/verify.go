@@ -1,0 +1,304 @@
+package export
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	"filippo.io/age"
+)
+
+// ErrBadBag is what every verification failure matches.
+var ErrBadBag = errors.New("the bundle does not verify")
+
+// VerifyError names the first problem Verify found.
+type VerifyError struct {
+	What string // the file or part of the bag
+	Why  string
+}
+
+func (e *VerifyError) Error() string        { return e.What + ": " + e.Why }
+func (e *VerifyError) Is(target error) bool { return target == ErrBadBag }
+
+func bad(what, format string, a ...any) error {
+	return &VerifyError{What: what, Why: fmt.Sprintf(format, a...)}
+}
+
+// VerifyOptions configure Verify.
+type VerifyOptions struct {
+	// Identities, when given, are the head librarian's: Verify then also
+	// decrypts every sealed segment and checks that the decrypted files are
+	// exactly its content in the window.
+	Identities []age.Identity
+}
+
+// Report is what a bundle that verifies holds.
+type Report struct {
+	Files      int   // payload files
+	Bytes      int64 // payload bytes
+	Entries    int   // audit entries proved
+	Segments   int   // sealed segments, each matching its segment.sealed entry
+	Decrypted  bool  // the decrypted content was checked against the sealed segments
+	Order      string
+	Checkpoint string // origin and size of the checkpoint the entries were proved against
+	Verifier   string // the verifier key the bundle carries
+}
+
+// VerifyDir verifies the bundle in dir. Symbolic links that lead out of
+// dir are refused.
+func VerifyDir(dir string, opts VerifyOptions) (*Report, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the bundle: %w", err)
+	}
+	defer root.Close()
+	return Verify(root.FS(), opts)
+}
+
+// Verify checks the bag at the root of fsys and returns an error naming
+// the first problem (matching ErrBadBag), in this order:
+//
+//  1. the structure: bagit.txt, bag-info.txt, sha256 and sha512 manifests
+//     and tag manifests, no link or special file, no path outside the bag;
+//  2. completeness: every file under data/ in every manifest and every
+//     listed file present; every other file a tag file listed in every tag
+//     manifest; Payload-Oxum;
+//  3. every digest of every tag file, then of every payload file;
+//  4. the audit: every entry's inclusion proof against the bundle's
+//     checkpoint and verifier key, the export.start entry naming this order
+//     and window, and every sealed segment matching the size and SHA-256 of
+//     its proved segment.sealed entry;
+//  5. with identities: every decrypted file equals the sealed segment's
+//     content in the window.
+func Verify(fsys fs.FS, opts VerifyOptions) (*Report, error) {
+	bag, err := ReadBag(fsys)
+	if err != nil {
+		return nil, &VerifyError{What: "bag", Why: err.Error()}
+	}
+	rep := &Report{}
+	if err := checkComplete(bag, rep); err != nil {
+		return nil, err
+	}
+	if err := checkDigests(fsys, bag); err != nil {
+		return nil, err
+	}
+	c, err := checkContent(fsys, bag, rep)
+	if err != nil {
+		return nil, err
+	}
+	if len(opts.Identities) > 0 {
+		if err := checkDecrypted(fsys, bag, c, opts.Identities); err != nil {
+			return nil, err
+		}
+		rep.Decrypted = true
+	}
+	return rep, nil
+}
+
+func checkComplete(bag *Bag, rep *Report) error {
+	for _, alg := range algorithms {
+		if _, ok := bag.Manifests[alg]; !ok {
+			return bad("manifest-"+alg+".txt", "missing")
+		}
+		if _, ok := bag.TagManifests[alg]; !ok {
+			return bad("tagmanifest-"+alg+".txt", "missing")
+		}
+	}
+	payload := map[string]bool{}
+	for p, size := range bag.Files {
+		if strings.HasPrefix(p, "data/") {
+			payload[p] = true
+			rep.Files++
+			rep.Bytes += size
+		}
+	}
+	for _, alg := range sortedKeys(bag.Manifests) {
+		name := "manifest-" + alg + ".txt"
+		listed := map[string]bool{}
+		for _, l := range bag.Manifests[alg] {
+			if !strings.HasPrefix(l.Path, "data/") {
+				return bad(name, "lists %s, which is outside data/", l.Path)
+			}
+			if !payload[l.Path] {
+				return bad(l.Path, "listed in %s but missing from the bag", name)
+			}
+			listed[l.Path] = true
+		}
+		for _, p := range sortedKeys(payload) {
+			if !listed[p] {
+				return bad(p, "not listed in %s: a file added after the export", name)
+			}
+		}
+	}
+	tagFiles := map[string]bool{}
+	for p := range bag.Files {
+		if !strings.HasPrefix(p, "data/") && !isTagManifest(p) {
+			tagFiles[p] = true
+		}
+	}
+	for _, alg := range sortedKeys(bag.TagManifests) {
+		name := "tagmanifest-" + alg + ".txt"
+		listed := map[string]bool{}
+		for _, l := range bag.TagManifests[alg] {
+			switch {
+			case strings.HasPrefix(l.Path, "data/"):
+				return bad(name, "lists the payload file %s", l.Path)
+			case isTagManifest(l.Path):
+				return bad(name, "lists the tag manifest %s", l.Path)
+			case !tagFiles[l.Path]:
+				return bad(l.Path, "listed in %s but missing from the bag", name)
+			}
+			listed[l.Path] = true
+		}
+		for _, p := range sortedKeys(tagFiles) {
+			if !listed[p] {
+				return bad(p, "not listed in %s: a file added after the export", name)
+			}
+		}
+	}
+	oxum, ok, err := lookup(bag.Info, "Payload-Oxum")
+	if err != nil {
+		return bad("bag-info.txt", "%v", err)
+	}
+	if !ok {
+		return bad("bag-info.txt", "no Payload-Oxum")
+	}
+	if want := fmt.Sprintf("%d.%d", rep.Bytes, rep.Files); oxum != want {
+		return bad("bag-info.txt", "Payload-Oxum is %s, but the payload holds %d bytes in %d files", oxum, rep.Bytes, rep.Files)
+	}
+	return nil
+}
+
+func isTagManifest(p string) bool {
+	return !strings.Contains(p, "/") && strings.HasPrefix(p, "tagmanifest-") && strings.HasSuffix(p, ".txt")
+}
+
+// checkDigests hashes every file once with every algorithm: tag files
+// first (they are small and say what the payload should be), then the
+// payload, both in path order.
+func checkDigests(fsys fs.FS, bag *Bag) error {
+	want := map[string]map[string][]byte{} // path → alg → digest
+	note := func(ms map[string][]manifestLine) {
+		for alg, lines := range ms {
+			for _, l := range lines {
+				if want[l.Path] == nil {
+					want[l.Path] = map[string][]byte{}
+				}
+				want[l.Path][alg] = l.Sum
+			}
+		}
+	}
+	note(bag.TagManifests)
+	note(bag.Manifests)
+	var tags, payload []string
+	for _, p := range sortedKeys(want) {
+		if strings.HasPrefix(p, "data/") {
+			payload = append(payload, p)
+		} else {
+			tags = append(tags, p)
+		}
+	}
+	for _, p := range append(tags, payload...) {
+		got, err := digests(fsys, p)
+		if err != nil {
+			return bad(p, "%v", err)
+		}
+		for _, alg := range sortedKeys(want[p]) {
+			if !bytes.Equal(got[alg], want[p][alg]) {
+				return bad(p, "%s is %x, the manifest says %x: the file was changed after the export", strings.ToUpper(alg), got[alg], want[p][alg])
+			}
+		}
+	}
+	return nil
+}
+
+// digests returns a file's SHA-256 and SHA-512.
+func digests(fsys fs.FS, p string) (map[string][]byte, error) {
+	f, err := fsys.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h256, h512 := sha256.New(), sha512.New()
+	if _, err := io.Copy(io.MultiWriter(h256, h512), f); err != nil {
+		return nil, err
+	}
+	return map[string][]byte{"sha256": h256.Sum(nil), "sha512": h512.Sum(nil)}, nil
+}
+
+// digestOf returns the SHA-256 a verified manifest gives for p.
+func digestOf(bag *Bag, p string) []byte {
+	for _, l := range bag.Manifests["sha256"] {
+		if l.Path == p {
+			return l.Sum
+		}
+	}
+	return nil
+}
+
+// content is what checkContent learned for the decryption check.
+type content struct {
+	win      Window
+	segments []string // data/traffic/*.age paths
+}
+
+// checkDecrypted decrypts every sealed segment and compares its content in
+// the window with the bundle's decrypted files.
+func checkDecrypted(fsys fs.FS, bag *Bag, c *content, ids []age.Identity) error {
+	for _, p := range c.segments {
+		name := path.Base(p)
+		outs, _ := decryptedNames(name) // checked by checkContent
+		hs := make([]hash.Hash, len(outs))
+		ws := make([]io.Writer, len(outs))
+		for i := range outs {
+			hs[i] = sha256.New()
+			ws[i] = hs[i]
+		}
+		f, err := fsys.Open(p)
+		if err != nil {
+			return bad(p, "%v", err)
+		}
+		plain, err := age.Decrypt(f, ids...)
+		if err == nil {
+			n, _ := parseName(name)
+			_, err = restrict(n.Format, name, plain, c.win, ws)
+		}
+		f.Close()
+		var nm *age.NoIdentityMatchError
+		if errors.As(err, &nm) {
+			return bad(p, "the identity given cannot decrypt it: it was sealed to other keys")
+		}
+		if err != nil {
+			return bad(p, "decrypting: %v", err)
+		}
+		for i, o := range outs {
+			dp := path.Join(path.Dir(p), o)
+			if !bytes.Equal(hs[i].Sum(nil), digestOf(bag, dp)) {
+				return bad(dp, "is not the content of %s in the window %s – %s", name,
+					c.win.From.Format(timeLayout), c.win.To.Format(timeLayout))
+			}
+		}
+	}
+	return nil
+}
+
+const timeLayout = "2006-01-02T15:04:05.999999999Z07:00"
+
+// seqOf reads the sequence number from an entry or proof file name.
+func seqOf(p, suffix string) (int64, bool) {
+	base, ok := strings.CutSuffix(path.Base(p), suffix)
+	if !ok || len(base) != 12 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(base, 10, 64)
+	return n, err == nil && n >= 0
+}
