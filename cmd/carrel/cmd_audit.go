@@ -95,7 +95,7 @@ func (f auditLogFlags) open() (*audit.Log, error) {
 	path := *f.db
 	if path == "" {
 		var err error
-		if path, err = dataFile(*f.config, "audit.db"); err != nil {
+		if path, err = dataFile(*f.config, audit.DBFile); err != nil {
 			return nil, err
 		}
 	}
@@ -351,7 +351,7 @@ func runAuditKey(ctx context.Context, e *env, args []string) error {
 	path := *keyPath
 	if path == "" {
 		var err error
-		if path, err = dataFile(*configPath, "audit.key"); err != nil {
+		if path, err = dataFile(*configPath, audit.KeyFile); err != nil {
 			return err
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -149,9 +148,7 @@ func runTrafficRelease(ctx context.Context, e *env, args []string) error {
 	}
 	probe.Close()
 	// The same log the service writes; several processes may append to it.
-	log, err := audit.Open(filepath.Join(dataDir, "audit.db"), audit.Options{
-		Origin: "carrel/" + cfg.PC.ID, KeyPath: filepath.Join(dataDir, "audit.key"),
-	})
+	log, err := audit.OpenIn(dataDir, cfg.PC.ID, nil)
 	if err != nil {
 		return storeError(err)
 	}

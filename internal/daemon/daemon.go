@@ -60,8 +60,6 @@ type Daemon struct {
 
 // Files in the data folder.
 const (
-	auditFile    = "audit.db"
-	auditKeyFile = "audit.key"
 	bookingsFile = "bookings.db"
 	patronKey    = "patron.key"
 	lockFile     = "carrel.lock"
@@ -102,9 +100,7 @@ func (d *Daemon) run(ctx context.Context) error {
 	}
 	defer unlock()
 
-	d.audit, err = audit.Open(filepath.Join(dataDir, auditFile), audit.Options{
-		Origin: "carrel/" + cfg.PC.ID, KeyPath: filepath.Join(dataDir, auditKeyFile), Now: d.now,
-	})
+	d.audit, err = audit.OpenIn(dataDir, cfg.PC.ID, d.now)
 	if err != nil {
 		return fmt.Errorf("opening audit log: %w", err)
 	}

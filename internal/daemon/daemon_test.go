@@ -106,7 +106,7 @@ func (h *harness) stop(t *testing.T) {
 // entries reads the audit log as the CLI would, while the service runs.
 func entries(t *testing.T, dir string, kinds ...audit.Kind) []audit.Entry {
 	t.Helper()
-	l, err := audit.Open(filepath.Join(dir, "data", auditFile), audit.Options{ReadOnly: true})
+	l, err := audit.Open(filepath.Join(dir, "data", audit.DBFile), audit.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestLifecycleIsAudited(t *testing.T) {
 		t.Errorf("key.created entries after restart = %d; want %d", n, len(keys))
 	}
 	// Every checkpoint verifies.
-	l, err := audit.Open(filepath.Join(dir, "data", auditFile), audit.Options{ReadOnly: true})
+	l, err := audit.Open(filepath.Join(dir, "data", audit.DBFile), audit.Options{ReadOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,6 +395,7 @@ func TestRefusedCallerIsAudited(t *testing.T) {
 	p := filepath.Join(dir, "carrel.toml")
 	b, _ := os.ReadFile(p)
 	os.Mkdir(filepath.Join(dir, "run"), 0o755)
+	os.Chmod(filepath.Join(dir, "run"), 0o755) // the daemon of an earlier test set the umask to 077
 	b = bytes.Replace(b, []byte(filepath.Join(dir, "data", "api.sock")), []byte(filepath.Join(dir, "run", "api.sock")), 1)
 	os.WriteFile(p, b, 0o600)
 	start(t, dir, nil)
