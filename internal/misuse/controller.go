@@ -5,10 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -255,15 +252,26 @@ func (c *Controller) stop(ctx context.Context, why string) {
 func (c *Controller) engineStopped(ctx context.Context) {
 	err := c.engine.Err()
 	why := "error"
-	if errors.Is(err, seal.ErrQuota) {
+	switch {
+	case errors.Is(err, seal.ErrQuota):
 		why = "quota"
+	case errors.Is(err, seal.ErrDiskLow):
+		why = "disk-low"
 	}
 	c.stop(ctx, why)
-	if why == "quota" {
+	switch why {
+	case "quota":
+		// Restarting would only hit the quota again: wait for a new config.
 		c.blocked = "capture.max_bytes reached: sealed traffic fills the quota; raise it or let retention delete old segments"
-	} else {
+	case "disk-low":
+		// Space may come back (another program's files deleted): retry with
+		// backoff, and say why meanwhile.
+		c.backoff()
+		c.setReason("capture paused: free disk space is below the safety margin")
+	default:
 		c.record(ctx, audit.Event{Kind: audit.CaptureError, Actor: "service", Fields: []audit.Field{audit.Text("why", fmt.Sprint(err))}})
 		c.backoff()
+		c.setReason(fmt.Sprintf("capture stopped by an error: %v", err))
 	}
 	c.log.Error("traffic capture ended by itself", "why", why, "err", err)
 }
@@ -335,9 +343,14 @@ func fingerprint(cd CaseDecision, valid bool) string {
 // with no case ever in force there is nothing to recover, and creating the
 // store would write under traffic/ (G1).
 func (c *Controller) openExistingStore(ctx context.Context) error {
-	if _, err := os.Stat(filepath.Join(c.opts.DataDir, seal.DirName, "traffic.db")); errors.Is(err, fs.ErrNotExist) {
+	probe, err := seal.Open(ctx, c.opts.DataDir, seal.Options{}) // inspection only: creates nothing
+	if errors.Is(err, seal.ErrNoStore) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	probe.Close()
 	return c.openStore(ctx)
 }
 
