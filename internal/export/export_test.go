@@ -70,17 +70,27 @@ func TestExportGolden(t *testing.T) {
 	}
 }
 
-var hexDigest = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+var (
+	hexDigest  = regexp.MustCompile(`\b[0-9a-f]{64}\b`)
+	oxumOctets = regexp.MustCompile(`Payload-Oxum: [0-9]+\.`)
+)
 
 // goldenView renders the deterministic parts of a bundle.
 func goldenView(t *testing.T, dir string) []byte {
 	t.Helper()
 	files := readTree(t, dir)
 	var b bytes.Buffer
+	// The config holds the fixture's temporary path, whose length varies:
+	// its size, and so the payload's, are masked.
 	b.WriteString("== files\n")
 	for _, p := range sortedKeys(files) {
+		if p == configFile {
+			fmt.Fprintf(&b, "%8s %s\n", "<var>", p)
+			continue
+		}
 		fmt.Fprintf(&b, "%8d %s\n", len(files[p]), p)
 	}
+	files["bag-info.txt"] = oxumOctets.ReplaceAll(files["bag-info.txt"], []byte("Payload-Oxum: <octets>."))
 	for _, p := range sortedKeys(files) {
 		switch {
 		case p == "bagit.txt", p == "bag-info.txt", p == bookingsCSV,
@@ -121,4 +131,3 @@ func lineDiff(want, got string) string {
 	}
 	return strings.Join(out, "\n")
 }
-

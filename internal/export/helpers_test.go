@@ -3,7 +3,9 @@ package export
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/netip"
@@ -384,3 +386,12 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+func sealFilterAll() seal.Filter { return seal.Filter{} }
+
+func sha256hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func appendJSON(r capture.Record) []byte { return capture.AppendJSON(nil, &r) }

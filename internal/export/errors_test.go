@@ -1,0 +1,315 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/seal"
+	"github.com/carrel-lib/carrel/internal/testenv"
+)
+
+// logSize returns the number of audit entries.
+func (f *fixture) logSize() int64 {
+	f.t.Helper()
+	n, err := f.log.Size(context.Background())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
+}
+
+// kinds returns the kinds of the audit entries from seq on.
+func (f *fixture) kinds(from int64) []string {
+	f.t.Helper()
+	es, err := f.log.Entries(context.Background(), audit.Query{From: from})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, string(e.Kind))
+	}
+	return out
+}
+
+// assertNothingLeft fails unless the folder holding out has nothing but
+// what was there before: no bundle and no temporary folder.
+func assertNothingLeft(t *testing.T, out string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), filepath.Base(out)) {
+			t.Errorf("%s left behind after a failed export", e.Name())
+		}
+	}
+}
+
+func TestRunRefusesBadRequests(t *testing.T) {
+	f := standard(t)
+	out := filepath.Join(f.root, "bundle")
+	other := filepath.Join(f.root, "other.key")
+	if _, err := seal.WriteIdentityFile(other, f.clock()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		edit func(*Options)
+		want string
+	}{
+		{"no order", func(o *Options) { o.Order.Ref = "" }, "missing order reference"},
+		{"nothing", func(o *Options) { *o = Options{Config: o.Config} },
+			"missing order reference, court, requester, exporter, identity file, output folder, window start, window end"},
+		{"no court", func(o *Options) { o.Order.Court = " " }, "missing court"},
+		{"no window end", func(o *Options) { o.Window.To = time.Time{} }, "missing window end"},
+		{"empty window", func(o *Options) { o.Window.To = o.Window.From }, "the window ends (2026-03-02T10:00:00Z) before it starts"},
+		{"line break in the court", func(o *Options) { o.Order.Court = "Retten\nBag-Software-Agent: forged" }, "court holds a control character"},
+		{"PC with a space", func(o *Options) { o.PCs = []string{"pc 01"} }, `PC id "pc 01" is not a single word`},
+		{"identity missing", func(o *Options) { o.IdentityFile = filepath.Join(f.root, "nope.key") }, "reading the head librarian's identity"},
+		{"wrong identity", func(o *Options) { o.IdentityFile = other }, "was sealed to other keys than the one in"},
+		{"out exists", func(o *Options) { o.Out = f.dataDir }, "already exists: an export never writes into or over"},
+		{"out's parent missing", func(o *Options) { o.Out = filepath.Join(f.root, "no", "bundle") }, "does not exist"},
+		{"another PC", func(o *Options) { o.PCs = []string{"pc-07", "pc-08"} }, "this PC is pc-01, which the order does not name (pc-07, pc-08)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := f.logSize()
+			o := f.options(out)
+			tt.edit(&o)
+			_, err := f.export(o)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Run = %v; want an error containing %q", err, tt.want)
+			}
+			if n := f.logSize(); n != before {
+				t.Errorf("a refused export recorded %v", f.kinds(before))
+			}
+			assertNothingLeft(t, out)
+		})
+	}
+	_, err := f.export(func() Options { o := f.options(out); o.IdentityFile = other; return o }())
+	if !errors.Is(err, ErrWrongIdentity) {
+		t.Errorf("Run with another key = %v; want ErrWrongIdentity", err)
+	}
+}
+
+// TestRunFailureLeavesNoBundle injects a failure at several points and
+// checks that nothing is left at --out or beside it, and that the failure
+// is audited without its text.
+func TestRunFailureLeavesNoBundle(t *testing.T) {
+	for _, at := range []string{".pcapng", bookingsCSV, ".proof", custodyFile, "bag-info.txt", "tagmanifest-sha512.txt", "rename"} {
+		t.Run(at, func(t *testing.T) {
+			f := standard(t)
+			out := filepath.Join(f.root, "bundle")
+			injected := errors.New("injected failure")
+			testHookFileWritten = func(rel string) error {
+				if strings.HasSuffix(rel, at) {
+					return injected
+				}
+				return nil
+			}
+			testHookBeforeRename = func() error {
+				if at == "rename" {
+					return injected
+				}
+				return nil
+			}
+			defer func() {
+				testHookFileWritten = func(string) error { return nil }
+				testHookBeforeRename = func() error { return nil }
+			}()
+			before := f.logSize()
+			_, err := f.export(f.options(out))
+			if !errors.Is(err, injected) {
+				t.Fatalf("Run = %v; want the injected failure", err)
+			}
+			assertNothingLeft(t, out)
+			kinds := f.kinds(before)
+			if kinds[0] != "export.start" || kinds[len(kinds)-1] != "export.fail" {
+				t.Errorf("audit entries after a failed export: %v; want export.start … export.fail", kinds)
+			}
+			es, _ := f.log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.ExportFail}})
+			why, _ := fieldValue(es[len(es)-1], "why")
+			if strings.Contains(why, "injected") || strings.Contains(why, "RET-2026") {
+				t.Errorf("export.fail why = %q: it must not quote the error or the order", why)
+			}
+		})
+	}
+}
+
+// TestRunDiskFull exports onto a tiny tmpfs: the disk fills up halfway.
+func TestRunDiskFull(t *testing.T) {
+	testenv.NeedRoot(t)
+	testenv.NeedTool(t, "mount", "umount")
+	f := standard(t)
+	mnt := filepath.Join(f.root, "stick")
+	os.Mkdir(mnt, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=12k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, out)
+	}
+	defer exec.Command("umount", mnt).Run()
+	out := filepath.Join(mnt, "bundle")
+	before := f.logSize()
+	_, err := f.export(f.options(out))
+	if err == nil || !strings.Contains(err.Error(), "no space left on device") {
+		t.Fatalf("Run on a full disk = %v; want no space left", err)
+	}
+	assertNothingLeft(t, out)
+	es, _ := f.log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.ExportFail}, From: before})
+	if len(es) != 1 {
+		t.Fatalf("%d export.fail entries; want 1", len(es))
+	}
+	if why, _ := fieldValue(es[0], "why"); !strings.Contains(why, "no space left on the device") {
+		t.Errorf("export.fail why = %q; want it to say the disk was full", why)
+	}
+}
+
+// TestRunTamperedSegmentOnDisk: a sealed file changed on the PC after it
+// was sealed is refused with the index's evidence, and no bundle is made.
+func TestRunTamperedSegmentOnDisk(t *testing.T) {
+	f := standard(t)
+	name := "2026-03-20260302T110000.000Z-00000002.jsonl.age"
+	flipByte(t, filepath.Join(f.dataDir, seal.DirName), name, -20)
+	out := filepath.Join(f.root, "bundle")
+	_, err := f.export(f.options(out))
+	if !errors.Is(err, seal.ErrCorrupt) || !strings.Contains(err.Error(), name) {
+		t.Fatalf("Run with an altered segment = %v; want ErrCorrupt naming %s", err, name)
+	}
+	assertNothingLeft(t, out)
+}
+
+// TestRunHonestEmptyBundles: a window with nothing in it, and a window
+// with bookings but no case, give bundles that say so and verify.
+func TestRunHonestEmptyBundles(t *testing.T) {
+	tests := []struct {
+		name      string
+		cases     string
+		from, to  string
+		bookings  int
+		traffic   string
+		wantCases string
+	}{
+		{"nothing at all", "", "06:00", "07:00", 0, "Carrel-Traffic: none: no misuse case covered this window on this PC, so no traffic was logged", "Carrel-Cases: none"},
+		{"a case in force, no traffic", fixtureCases, "06:00", "07:00", 0, "Carrel-Traffic: none: no sealed traffic overlaps the window", "Carrel-Cases: 2026-03\n"},
+		{"bookings, no case declared", "", "10:00", "12:00", 2, "Carrel-Traffic: none: no misuse case covered this window on this PC", "Carrel-Cases: none"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.cases)
+			f.book("pc-01", "B-1", "09:30", "10:15", "")
+			f.book("pc-01", "B-2", "11:00", "11:30", "")
+			f.set(at("15:00"))
+			o := f.options(filepath.Join(f.root, "bundle"))
+			o.Window = Window{at(tt.from), at(tt.to)}
+			res, err := f.export(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Bookings != tt.bookings || res.Segments != 0 {
+				t.Errorf("Run = %d bookings, %d segments; want %d, 0", res.Bookings, res.Segments, tt.bookings)
+			}
+			files := readTree(t, o.Out)
+			if info := string(files["bag-info.txt"]); !containsAll(info, tt.traffic, tt.wantCases) {
+				t.Errorf("bag-info.txt:\n%s\nwant %q and %q", info, tt.traffic, tt.wantCases)
+			}
+			if n := strings.Count(string(files[bookingsCSV]), "\n"); n != 1+tt.bookings {
+				t.Errorf("bookings.csv has %d lines; want a header and %d rows", n, tt.bookings)
+			}
+			if _, err := VerifyDir(o.Out, VerifyOptions{Identities: loadIDs(t, f.identity)}); err != nil {
+				t.Errorf("VerifyDir = %v", err)
+			}
+		})
+	}
+}
+
+// TestRunPCs: --pc filters the bookings; this PC's traffic comes along
+// only when it is named.
+func TestRunPCs(t *testing.T) {
+	f := standard(t)
+	for i, tt := range []struct {
+		pcs  []string
+		refs string
+	}{
+		{[]string{"pc-01"}, "B-1 B-2 B-3"},
+		{[]string{"pc-01", "pc-02"}, "B-1 B-2 B-9 B-3"},
+	} {
+		o := f.options(filepath.Join(f.root, "bundle"+string(rune('a'+i))))
+		o.PCs = tt.pcs
+		if _, err := f.export(o); err != nil {
+			t.Fatal(err)
+		}
+		csv := string(readTree(t, o.Out)[bookingsCSV])
+		var refs []string
+		for _, line := range strings.Split(strings.TrimSpace(csv), "\n")[1:] {
+			refs = append(refs, strings.Split(line, ",")[1])
+		}
+		if got := strings.Join(refs, " "); got != tt.refs {
+			t.Errorf("--pc %v: bookings %s; want %s", tt.pcs, got, tt.refs)
+		}
+		info := string(readTree(t, o.Out)["bag-info.txt"])
+		if !strings.Contains(info, "Carrel-PCs-Requested: "+strings.Join(tt.pcs, " ")) {
+			t.Errorf("bag-info.txt does not name the PCs asked for:\n%s", info)
+		}
+	}
+}
+
+// TestRunOmitsOpenSegment: a segment the running capture is still writing
+// is not in the bundle; custody.json and bag-info.txt say why.
+func TestRunOmitsOpenSegment(t *testing.T) {
+	f := standard(t)
+	w, err := f.sealStore().NewWriter(seal.WriterOptions{Case: "2026-03", Format: seal.JSONL,
+		Recipients: []string{f.recipient}, MinFree: -1, Now: f.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := dnsRec(at("11:30"), "open.example")
+	f.set(rec.TS)
+	if err := w.Write(appendJSON(rec), rec.TS); err != nil {
+		t.Fatal(err)
+	}
+	f.set(at("15:00"))
+	o := f.options(filepath.Join(f.root, "bundle"))
+	res, err := f.export(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	files := readTree(t, o.Out)
+	if res.Omitted != 1 || !strings.Contains(string(files[custodyFile]), "still being written") ||
+		!strings.Contains(string(files["bag-info.txt"]), "1 segment(s) could not be included") {
+		t.Errorf("Run omitted %d; custody.json:\n%s", res.Omitted, files[custodyFile])
+	}
+	if _, err := VerifyDir(o.Out, VerifyOptions{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRunCancelled: a cancelled export (Ctrl-C) leaves nothing and is audited.
+func TestRunCancelled(t *testing.T) {
+	f := standard(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	testHookFileWritten = func(rel string) error {
+		cancel()
+		return nil
+	}
+	defer func() { testHookFileWritten = func(string) error { return nil } }()
+	out := filepath.Join(f.root, "bundle")
+	o := f.options(out)
+	_, err := Run(ctx, o)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run after cancel = %v; want context.Canceled", err)
+	}
+	assertNothingLeft(t, out)
+	es, _ := f.log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.ExportFail}})
+	if why, _ := fieldValue(es[len(es)-1], "why"); !strings.HasSuffix(why, "cancelled") {
+		t.Errorf("export.fail why = %q; want cancelled", why)
+	}
+}
