@@ -61,7 +61,10 @@ func parseBagInfo(b []byte) ([]field, error) {
 			if len(out) == 0 {
 				return nil, fmt.Errorf("bag-info.txt line %d continues a value but no label came before it", i+1)
 			}
-			out[len(out)-1].Value += " " + strings.TrimSpace(line)
+			if more := strings.TrimSpace(line); more != "" {
+				v := &out[len(out)-1].Value
+				*v = strings.TrimSpace(*v + " " + more)
+			}
 			continue
 		}
 		label, value, ok := strings.Cut(line, ":")
