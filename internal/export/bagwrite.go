@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // fileSum is what the manifests need of one written file.
@@ -24,9 +25,11 @@ type fileSum struct {
 // each as it is written so that no file is read twice.
 type bagWriter struct {
 	root     string
-	payload  []fileSum // under data/
-	tags     []fileSum // tag files other than the tag manifests
 	progress *meter
+
+	mu      sync.Mutex // segments are written concurrently
+	payload []fileSum  // under data/
+	tags    []fileSum  // tag files other than the tag manifests
 }
 
 // sumFile is a file being written into the bag.
@@ -39,6 +42,7 @@ type sumFile struct {
 	h512   hash.Hash
 	n      int64
 	closed bool
+	sum    fileSum // set by Close
 }
 
 // create starts the file rel (slash-separated) under the bag root.
@@ -85,12 +89,16 @@ func (s *sumFile) Close() error {
 	if err := testHookFileWritten(s.rel); err != nil {
 		return err
 	}
-	sum := fileSum{Path: s.rel, Size: s.n, SHA256: s.h256.Sum(nil), SHA512: s.h512.Sum(nil)}
+	s.sum = fileSum{Path: s.rel, Size: s.n, SHA256: s.h256.Sum(nil), SHA512: s.h512.Sum(nil)}
+	s.b.mu.Lock()
 	if strings.HasPrefix(s.rel, "data/") {
-		s.b.payload = append(s.b.payload, sum)
-		s.b.progress.fileDone()
+		s.b.payload = append(s.b.payload, s.sum)
 	} else {
-		s.b.tags = append(s.b.tags, sum)
+		s.b.tags = append(s.b.tags, s.sum)
+	}
+	s.b.mu.Unlock()
+	if strings.HasPrefix(s.rel, "data/") {
+		s.b.progress.fileDone()
 	}
 	return nil
 }
@@ -117,10 +125,7 @@ func (b *bagWriter) writeFile(rel string, data []byte) (fileSum, error) {
 	if err := f.Close(); err != nil {
 		return fileSum{}, err
 	}
-	if strings.HasPrefix(rel, "data/") {
-		return b.payload[len(b.payload)-1], nil
-	}
-	return b.tags[len(b.tags)-1], nil
+	return f.sum, nil
 }
 
 // oxum is the Payload-Oxum value: octets and file count of the payload.

@@ -8,8 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -313,15 +315,8 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 
 	x.initCustody()
 	x.step = "writing traffic"
-	for _, s := range x.sealed {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		sj, err := x.writeSegment(s)
-		if err != nil {
-			return nil, err
-		}
-		x.custody.Segments = append(x.custody.Segments, sj)
+	if err := x.writeSegments(ctx); err != nil {
+		return nil, err
 	}
 	x.step = "writing bookings"
 	if err := x.writeBookings(); err != nil {
@@ -387,6 +382,48 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 	}
 	x.bag.progress.done()
 	return res, nil
+}
+
+// writeSegments writes the sealed segments on every core: decrypting,
+// hashing and restricting them is nearly all of an export's work. The
+// first failure stops the others.
+func (x *exporter) writeSegments(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	out := make([]SegmentJSON, len(x.sealed))
+	errs := make([]error, len(x.sealed))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(x.sealed)) {
+		wg.Go(func() {
+			for i := range next {
+				if errs[i] = ctx.Err(); errs[i] == nil {
+					out[i], errs[i] = x.writeSegment(x.sealed[i])
+				}
+				if errs[i] != nil {
+					cancel()
+				}
+			}
+		})
+	}
+	for i := range x.sealed {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	// The first failure by segment order, not one caused by cancelling.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	x.custody.Segments = out
+	return nil
 }
 
 // fail records export.fail once export.start was recorded. Its reason is

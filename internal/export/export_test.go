@@ -19,7 +19,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
-func loadIDs(t *testing.T, path string) []age.Identity {
+func loadIDs(t testing.TB, path string) []age.Identity {
 	t.Helper()
 	ids, err := seal.LoadIdentities(path)
 	if err != nil {

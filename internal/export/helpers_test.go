@@ -31,7 +31,7 @@ import (
 // record encodings and pcapng blocks, and a real audit log that saw all of
 // it, on a clock the test moves.
 type fixture struct {
-	t         *testing.T
+	t         testing.TB
 	root      string
 	dataDir   string
 	cfgPath   string
@@ -99,11 +99,17 @@ snaplen = 256
 
 // newFixture makes an empty data folder with a config, the head
 // librarian's key and an audit log. cases is appended to the config.
-func newFixture(t *testing.T, cases string) *fixture {
+func newFixture(t testing.TB, cases string) *fixture {
 	t.Helper()
-	f := &fixture{t: t, root: t.TempDir(), now: at("08:00")}
+	return newFixtureAt(t, t.TempDir(), cases)
+}
+
+// newFixtureAt makes the fixture's files under root.
+func newFixtureAt(t testing.TB, root, cases string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, root: root, now: at("08:00")}
 	f.dataDir = filepath.Join(f.root, "data")
-	if err := os.Mkdir(f.dataDir, 0o700); err != nil {
+	if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	f.identity = filepath.Join(f.root, "head-librarian.key")
@@ -129,18 +135,38 @@ recipients = [%q]
 	if f.cfg, err = config.Load(f.cfgPath); err != nil {
 		t.Fatal(err)
 	}
+	f.openStores()
+	f.record(audit.ConfigAccepted, audit.Hash("sha256", f.cfg.SHA256[:]), audit.Token("source", "start"))
+	return f
+}
+
+// openFixture opens the fixture made earlier under root.
+func openFixture(t testing.TB, root string) *fixture {
+	t.Helper()
+	f := &fixture{t: t, root: root, now: at("08:00"), dataDir: filepath.Join(root, "data"),
+		cfgPath: filepath.Join(root, "carrel.toml"), identity: filepath.Join(root, "head-librarian.key")}
+	var err error
+	if f.cfg, err = config.Load(f.cfgPath); err != nil {
+		t.Fatal(err)
+	}
+	f.recipient = f.cfg.Capture.Recipients[0]
+	f.openStores()
+	return f
+}
+
+func (f *fixture) openStores() {
+	f.t.Helper()
+	var err error
 	f.log, err = audit.Open(filepath.Join(f.dataDir, auditFile), audit.Options{
 		Origin: "carrel/pc-01", KeyPath: filepath.Join(f.dataDir, auditKeyFile), Now: f.clock})
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	f.record(audit.ConfigAccepted, audit.Hash("sha256", f.cfg.SHA256[:]), audit.Token("source", "start"))
 	secret := bytes.Repeat([]byte{7}, 32)
 	if f.bookings, err = booking.Open(filepath.Join(f.dataDir, bookingsFile), booking.Options{Secret: secret, Now: f.clock}); err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	t.Cleanup(f.close)
-	return f
+	f.t.Cleanup(f.close)
 }
 
 func (f *fixture) close() {
@@ -272,24 +298,30 @@ func flowRec(first, last time.Time) capture.Record {
 
 // packets returns a packets-mode segment of UDP packets at the given times,
 // each an Enhanced Packet Block after the segment header.
-func packets(t *testing.T, times ...time.Time) seg {
+func packets(t testing.TB, times ...time.Time) seg {
 	t.Helper()
 	var s seg
 	for i, ts := range times {
-		buf := gopacket.NewSerializeBuffer()
-		eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: pcAddr.AsSlice(), DstIP: dnsAddr.AsSlice()}
-		udp := &layers.UDP{SrcPort: layers.UDPPort(40000 + i), DstPort: 53}
-		udp.SetNetworkLayerForChecksum(ip)
-		err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
-			eth, ip, udp, gopacket.Payload(fmt.Appendf(nil, "packet %d", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.records = append(s.records, epb(buf.Bytes(), ts))
+		s.records = append(s.records, epb(udpFrame(t, 40000+i, fmt.Appendf(nil, "packet %d", i)), ts))
 		s.times = append(s.times, ts)
 	}
 	return s
+}
+
+// udpFrame is an Ethernet frame of a UDP packet from the PC to port 53.
+func udpFrame(t testing.TB, sport int, payload []byte) []byte {
+	t.Helper()
+	buf := gopacket.NewSerializeBuffer()
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolUDP, SrcIP: pcAddr.AsSlice(), DstIP: dnsAddr.AsSlice()}
+	udp := &layers.UDP{SrcPort: layers.UDPPort(sport), DstPort: 53}
+	udp.SetNetworkLayerForChecksum(ip)
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, udp, gopacket.Payload(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }
 
 // epb encodes an Enhanced Packet Block for interface 0 with a nanosecond
@@ -360,7 +392,7 @@ func (f *fixture) export(o Options) (*Result, error) {
 }
 
 // readTree returns every file under dir by slash path.
-func readTree(t *testing.T, dir string) map[string][]byte {
+func readTree(t testing.TB, dir string) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {

@@ -107,7 +107,7 @@ func (x *exporter) writeSegment(s seal.Segment) (SegmentJSON, error) {
 	if err := sealed.Close(); err != nil {
 		return sj, err
 	}
-	got := x.bag.payload[len(x.bag.payload)-1]
+	got := sealed.sum
 	if got.Size != s.Size || hex.EncodeToString(got.SHA256) != s.SHA256 {
 		return sj, fmt.Errorf("segment %s: the file has %d bytes with SHA-256 %x, the traffic index recorded %d bytes with %s when it was sealed: %w",
 			s.Name, got.Size, got.SHA256, s.Size, s.SHA256, seal.ErrCorrupt)
@@ -117,7 +117,7 @@ func (x *exporter) writeSegment(s seal.Segment) (SegmentJSON, error) {
 		if err := o.Close(); err != nil {
 			return sj, err
 		}
-		sj.Content = append(sj.Content, fileJSON(x.bag.payload[len(x.bag.payload)-1]))
+		sj.Content = append(sj.Content, fileJSON(o.sum))
 	}
 	return sj, nil
 }

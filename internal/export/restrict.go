@@ -2,6 +2,7 @@ package export
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -72,8 +73,8 @@ func restrictJSONL(r io.Reader, win Window, jsonl, csvOut io.Writer) (int64, err
 		if !in {
 			continue
 		}
-		var m mnemonics
-		if err := json.Unmarshal(line, &m); err != nil {
+		m, err := readMnemonics(line, rec.Kind)
+		if err != nil {
 			return kept, fmt.Errorf("line %d: %w", lineNo, err)
 		}
 		if _, err := jsonl.Write(line); err != nil {
@@ -109,6 +110,42 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		return line, nil
 	}
 	return line, err
+}
+
+// readMnemonics takes proto, qtype and rcode from a line DecodeJSON has
+// accepted. capture.AppendJSON writes them as plain strings right after
+// their keys; a line written otherwise is decoded the slow way.
+func readMnemonics(line []byte, kind capture.Kind) (mnemonics, error) {
+	var m mnemonics
+	var ok bool
+	if m.Proto, ok = plainString(line, `"proto":"`); !ok {
+		return m, json.Unmarshal(line, &m)
+	}
+	if kind != capture.KindDNS {
+		return m, nil
+	}
+	m.QType, ok = plainString(line, `"qtype":"`)
+	if ok {
+		m.RCode, ok = plainString(line, `"rcode":"`)
+	}
+	if !ok {
+		return m, json.Unmarshal(line, &m)
+	}
+	return m, nil
+}
+
+// plainString returns the string value after key when it holds no escape.
+func plainString(line []byte, key string) (string, bool) {
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	v := line[i+len(key):]
+	end := bytes.IndexByte(v, '"')
+	if end < 0 || bytes.IndexByte(v[:end], '\\') >= 0 {
+		return "", false
+	}
+	return string(v[:end]), true
 }
 
 func csvRow(row []string, r *capture.Record, m *mnemonics) {
