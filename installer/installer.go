@@ -1,9 +1,10 @@
 // Package installer holds the files that put carrel on a PC: the systemd
-// unit (used by `carrel service install` and by the .deb) and, under
-// windows/, the MSI source. Embedding them here keeps one copy of each.
+// unit (used by `carrel service install` and by the .deb), the .deb's
+// maintainer scripts and, under windows/, the MSI source. Embedding them
+// here keeps one copy of each; installer/pack builds the packages.
 package installer
 
-import _ "embed"
+import "embed"
 
 // SystemdUnit is the template of carrel's hardened systemd unit, in the
 // template language of github.com/kardianos/service: {{Path}},
@@ -11,3 +12,14 @@ import _ "embed"
 //
 //go:embed linux/carrel.service.tmpl
 var SystemdUnit string
+
+// Debian holds the .deb's maintainer scripts (postinst, prerm, postrm) and
+// debconf templates, under debian/.
+//
+//go:embed debian
+var Debian embed.FS
+
+// WiX is the WiX 3 source of the MSI, in the subset wixl understands.
+//
+//go:embed windows/carrel.wxs
+var WiX []byte

@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"os/exec"
 	"os/user"
+
+	"github.com/carrel-lib/carrel/internal/config"
 )
 
 // secureDir gives a folder carrel created an ACL of SYSTEM and
 // Administrators only, without inherited entries (ProgramData lets Users
 // create and write files by default).
 func secureDir(dir string, _ bool) error {
-	out, err := exec.Command("icacls", dir, "/inheritance:r",
-		"/grant:r", "*S-1-5-18:(OI)(CI)F", "*S-1-5-32-544:(OI)(CI)F").CombinedOutput()
+	out, err := exec.Command("icacls", append([]string{dir}, config.SecureACLArgs...)...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("securing %s: %v: %s", dir, err, out)
 	}

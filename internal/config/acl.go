@@ -82,6 +82,12 @@ func JudgeACL(path, ownerSID string, nilDACL bool, aces []ACE, trusted ...string
 	return ps
 }
 
+// SecureACLArgs are the icacls arguments that give a folder, and through
+// inheritance everything in it, an access list of SYSTEM and Administrators
+// only, with no entries inherited from above. `carrel service install`,
+// the MSI and the fix hints of the permission check all use them.
+var SecureACLArgs = []string{"/inheritance:r", "/grant:r", "*" + sidSystem + ":(OI)(CI)F", "*" + sidAdministrators + ":(OI)(CI)F"}
+
 func resetACL(path string) string {
-	return fmt.Sprintf(`icacls "%s" /inheritance:r /grant:r *S-1-5-18:(OI)(CI)F *S-1-5-32-544:(OI)(CI)F`, path)
+	return fmt.Sprintf(`icacls "%s" %s`, path, strings.Join(SecureACLArgs, " "))
 }
