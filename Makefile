@@ -12,7 +12,7 @@ export CARREL_TEST_PRIVILEGED := 1
 # Fuzz time per target for `make fuzz`.
 FUZZTIME ?= 30s
 
-.PHONY: help deps build run test test-long lint fuzz bench bench-capture e2e windows clean
+.PHONY: help deps build run test test-long lint fuzz bench bench-capture bench-export e2e windows clean
 
 help: ## show this help
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,8 +50,11 @@ fuzz: ## run every fuzz target for FUZZTIME each
 		done; \
 	done
 
-bench: deps build bench-capture ## benchmarks side by side with the peer tools; see BENCHMARKS.md
+bench: deps build bench-capture bench-export ## benchmarks side by side with the peer tools; see BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+bench-export: ## court-order export of one year (350k bookings, 1 GiB sealed traffic) and its verify (~10 min; data cached in TMPDIR)
+	CARREL_BENCH_EXPORT=1 $(GO) test -run '^$$' -bench 'ExportYear|VerifyYear' -benchtime 1x -count 5 -benchmem -timeout 60m ./internal/export/
 
 bench-capture: deps ## live capture vs tcpdump and tshark in network namespaces, offline decode vs tshark (root, ~15 min)
 	GO=$(GO) ./bench/capture/run.sh
