@@ -106,4 +106,10 @@ func (v Version) Quad() [4]uint16 {
 	return [4]uint16{clamp(v.Major, 255), clamp(v.Minor, 255), clamp(v.Patch, 65535), clamp(v.Ahead, 65535)}
 }
 
+// FileVersion is Quad as text, a.b.c.d.
+func (v Version) FileVersion() string {
+	q := v.Quad()
+	return fmt.Sprintf("%d.%d.%d.%d", q[0], q[1], q[2], q[3])
+}
+
 func clamp(n, hi int) uint16 { return uint16(min(max(n, 0), hi)) }
