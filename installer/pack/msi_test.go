@@ -1,3 +1,7 @@
+// The packages are built and judged with Debian tools: the tests run on Linux.
+
+//go:build linux
+
 package pack
 
 import (

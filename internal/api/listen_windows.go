@@ -10,32 +10,29 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// Well-known SIDs allowed on the pipe besides the booking-client group.
-const (
-	sidSystem         = "S-1-5-18"
-	sidAdministrators = "S-1-5-32-544"
-)
-
 // ErrNoGroup is returned (wrapped) when the configured booking-client group
 // does not exist; the daemon then serves only Administrators and itself.
 var ErrNoGroup = errors.New("booking-client group does not exist")
 
-// Listen opens the API's named pipe. Its ACL grants full access to SYSTEM
-// and Administrators and read/write to the booking-client group only, so
-// other accounts cannot even open it; each request is checked again from
-// the caller's token.
+// Listen opens the API's named pipe. Its ACL (pipeSDDL) grants full access
+// to SYSTEM, Administrators and the service's account, and read/write to
+// the booking-client group only, so other accounts cannot even open it;
+// go-winio also rejects remote clients. Each request is checked again from
+// the caller's process token.
 func Listen(path string, group string) (net.Listener, *Authorizer, error) {
+	self := selfSID()
 	allow := []string{sidSystem, sidAdministrators}
-	if self := selfSID(); self != "" {
+	if self != "" {
 		allow = append(allow, self)
 	}
-	sddl := "D:P(A;;GA;;;SY)(A;;GA;;;BA)"
+	groupSID := ""
 	if group != "" {
 		if g, err := user.LookupGroup(group); err == nil {
-			sddl += fmt.Sprintf("(A;;GRGW;;;%s)", g.Gid) // on Windows Gid is the SID
-			allow = append(allow, g.Gid)
+			groupSID = g.Gid // on Windows, Gid is the group's SID
+			allow = append(allow, groupSID)
 		}
 	}
+	sddl := pipeSDDL(self, groupSID)
 	l, err := winio.ListenPipe(path, &winio.PipeConfig{SecurityDescriptor: sddl, InputBufferSize: 4096, OutputBufferSize: 65536})
 	if err != nil {
 		return nil, nil, fmt.Errorf("listening on API pipe %q: %w", path, err)
@@ -55,6 +52,9 @@ func GroupMissing(group string) error {
 }
 
 // peerOf reads the identity of the pipe's client from its process token.
+// The process, not an impersonation of the client: go-winio's clients
+// connect at the Anonymous impersonation level, which reveals nothing, and
+// the process token is what the kernel says the client runs as.
 func peerOf(c net.Conn) (Peer, error) {
 	f, ok := c.(interface{ Fd() uintptr })
 	if !ok {

@@ -42,6 +42,36 @@ const (
 		accessDelete | writeDAC | writeOwner | genericAll | genericWrite | maximumAllowed
 )
 
+// ACE types and flags of the Windows security model (winnt.h).
+const (
+	aceAllowed         = 0x0 // ACCESS_ALLOWED_ACE_TYPE
+	aceDenied          = 0x1 // ACCESS_DENIED_ACE_TYPE
+	aceDeniedObject    = 0x6 // ACCESS_DENIED_OBJECT_ACE_TYPE
+	aceDeniedCallback  = 0xA // ACCESS_DENIED_CALLBACK_ACE_TYPE
+	aceDeniedCbObject  = 0xC // ACCESS_DENIED_CALLBACK_OBJECT_ACE_TYPE
+	aceFlagInheritOnly = 0x8 // INHERIT_ONLY_ACE
+)
+
+// NewACE reduces one raw DACL entry to an ACE. sid is the entry's SID as a
+// string; it is read only for plain allow and deny entries. Any other
+// entry that can grant (object, callback, conditional entries) is judged
+// as a grant of everything to an unknown account, and entries that deny
+// are ignored like plain deny entries: a file whose access list carrel
+// cannot read fully is not trusted.
+func NewACE(aceType, flags uint8, mask uint32, sid, account string) ACE {
+	a := ACE{SID: sid, Account: account, Mask: mask, Inherit: flags&aceFlagInheritOnly != 0}
+	switch aceType {
+	case aceAllowed:
+		a.Allow = true
+	case aceDenied, aceDeniedObject, aceDeniedCallback, aceDeniedCbObject:
+		a.Allow = false
+	default:
+		a = ACE{Account: fmt.Sprintf("an access entry of type %d that carrel cannot judge", aceType),
+			Allow: true, Mask: genericAll, Inherit: a.Inherit}
+	}
+	return a
+}
+
 // JudgeACL returns the problems of a path whose owner is ownerSID and whose
 // DACL is aces. trusted are extra SIDs allowed to write (the service's own
 // account). A nil DACL (everyone has full access) is passed as nilDACL.

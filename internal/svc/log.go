@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/kardianos/service"
@@ -26,11 +27,15 @@ func Logger(s service.Service, fallback *slog.Logger) *slog.Logger {
 	return slog.New(&eventHandler{l: l, level: slog.LevelInfo})
 }
 
-// eventHandler writes slog records to a kardianos service.Logger.
+// eventHandler writes slog records to a kardianos service.Logger, one
+// event per record: the message, then key=value for each attribute, keys
+// qualified by their groups (db.path=…). Debug and info become
+// information events, warn a warning, error an error.
 type eventHandler struct {
-	l     service.Logger
-	level slog.Level
-	attrs []slog.Attr
+	l      service.Logger
+	level  slog.Level
+	attrs  []slog.Attr // already qualified by the groups open when added
+	prefix string      // the open groups, "a.b."
 }
 
 func (h *eventHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= h.level }
@@ -38,14 +43,13 @@ func (h *eventHandler) Enabled(_ context.Context, l slog.Level) bool { return l 
 func (h *eventHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
-	write := func(a slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		return true
-	}
 	for _, a := range h.attrs {
-		write(a)
+		writeAttr(&b, "", a)
 	}
-	r.Attrs(write)
+	r.Attrs(func(a slog.Attr) bool {
+		writeAttr(&b, h.prefix, a)
+		return true
+	})
 	switch {
 	case r.Level >= slog.LevelError:
 		return h.l.Error(b.String())
@@ -56,10 +60,41 @@ func (h *eventHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 }
 
+// writeAttr appends " prefix+key=value", flattening groups.
+func writeAttr(b *strings.Builder, prefix string, a slog.Attr) {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		if a.Key != "" {
+			prefix += a.Key + "."
+		}
+		for _, g := range v.Group() {
+			writeAttr(b, prefix, g)
+		}
+		return
+	}
+	if a.Equal(slog.Attr{}) {
+		return
+	}
+	fmt.Fprintf(b, " %s%s=%v", prefix, a.Key, v)
+}
+
 func (h *eventHandler) WithAttrs(as []slog.Attr) slog.Handler {
 	c := *h
-	c.attrs = append(append([]slog.Attr(nil), h.attrs...), as...)
+	c.attrs = slices.Clone(h.attrs)
+	for _, a := range as {
+		if h.prefix != "" {
+			a = slog.Attr{Key: strings.TrimSuffix(h.prefix, "."), Value: slog.GroupValue(a)}
+		}
+		c.attrs = append(c.attrs, a)
+	}
 	return &c
 }
 
-func (h *eventHandler) WithGroup(string) slog.Handler { return h }
+func (h *eventHandler) WithGroup(name string) slog.Handler {
+	if name == "" {
+		return h
+	}
+	c := *h
+	c.prefix += name + "."
+	return &c
+}
