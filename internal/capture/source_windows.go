@@ -17,7 +17,7 @@ import (
 // ErrNpcapMissing means wpcap.dll could not be loaded: Npcap is not
 // installed. gopacket loads the DLL at run time (LoadLibraryEx), so carrel
 // itself starts fine without it; only capture needs it.
-var ErrNpcapMissing = errors.New("Npcap is not installed (wpcap.dll not found); install Npcap from https://npcap.com with \"WinPcap API-compatible mode\" ticked, then restart the carrel service")
+var ErrNpcapMissing = errors.New("wpcap.dll not found: Npcap is not installed; install it from https://npcap.com with \"WinPcap API-compatible mode\" ticked, then restart the carrel service")
 
 // pcapSource reads through Npcap.
 type pcapSource struct {
