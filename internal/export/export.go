@@ -8,10 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -385,42 +383,16 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 }
 
 // writeSegments writes the sealed segments on every core: decrypting,
-// hashing and restricting them is nearly all of an export's work. The
-// first failure stops the others.
+// hashing and restricting them is nearly all of an export's work.
 func (x *exporter) writeSegments(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	out := make([]SegmentJSON, len(x.sealed))
-	errs := make([]error, len(x.sealed))
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(x.sealed)) {
-		wg.Go(func() {
-			for i := range next {
-				if errs[i] = ctx.Err(); errs[i] == nil {
-					out[i], errs[i] = x.writeSegment(x.sealed[i])
-				}
-				if errs[i] != nil {
-					cancel()
-				}
-			}
-		})
-	}
-	for i := range x.sealed {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	// The first failure by segment order, not one caused by cancelling.
-	for _, err := range errs {
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-	}
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
+	err := forEach(ctx, len(x.sealed), func(i int) error {
+		var err error
+		out[i], err = x.writeSegment(x.sealed[i])
+		return err
+	})
+	if err != nil {
+		return err
 	}
 	x.custody.Segments = out
 	return nil

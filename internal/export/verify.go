@@ -2,6 +2,7 @@ package export
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
@@ -207,7 +208,9 @@ func checkDigests(fsys fs.FS, bag *Bag) error {
 			tags = append(tags, p)
 		}
 	}
-	for _, p := range append(tags, payload...) {
+	files := append(tags, payload...)
+	return forEach(context.Background(), len(files), func(i int) error {
+		p := files[i]
 		got, err := digests(fsys, p)
 		if err != nil {
 			return bad(p, "%v", err)
@@ -217,8 +220,8 @@ func checkDigests(fsys fs.FS, bag *Bag) error {
 				return bad(p, "%s is %x, the manifest says %x: the file was changed after the export", strings.ToUpper(alg), got[alg], want[p][alg])
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // digests returns a file's SHA-256 and SHA-512.
@@ -254,38 +257,44 @@ type content struct {
 // checkDecrypted decrypts every sealed segment and compares its content in
 // the window with the bundle's decrypted files.
 func checkDecrypted(fsys fs.FS, bag *Bag, c *content, ids []age.Identity) error {
-	for _, p := range c.segments {
-		name := path.Base(p)
-		outs, _ := decryptedNames(name) // checked by checkContent
-		hs := make([]hash.Hash, len(outs))
-		ws := make([]io.Writer, len(outs))
-		for i := range outs {
-			hs[i] = sha256.New()
-			ws[i] = hs[i]
-		}
-		f, err := fsys.Open(p)
-		if err != nil {
-			return bad(p, "%v", err)
-		}
-		plain, err := age.Decrypt(f, ids...)
-		if err == nil {
-			n, _ := parseName(name)
-			_, err = restrict(n.Format, name, plain, c.win, ws)
-		}
-		f.Close()
-		var nm *age.NoIdentityMatchError
-		if errors.As(err, &nm) {
-			return bad(p, "the identity given cannot decrypt it: it was sealed to other keys")
-		}
-		if err != nil {
-			return bad(p, "decrypting: %v", err)
-		}
-		for i, o := range outs {
-			dp := path.Join(path.Dir(p), o)
-			if !bytes.Equal(hs[i].Sum(nil), digestOf(bag, dp)) {
-				return bad(dp, "is not the content of %s in the window %s – %s", name,
-					c.win.From.Format(timeLayout), c.win.To.Format(timeLayout))
-			}
+	return forEach(context.Background(), len(c.segments), func(i int) error {
+		return checkSegment(fsys, bag, c, ids, c.segments[i])
+	})
+}
+
+// checkSegment decrypts one sealed segment and compares its content in the
+// window with the bundle's decrypted files.
+func checkSegment(fsys fs.FS, bag *Bag, c *content, ids []age.Identity, p string) error {
+	name := path.Base(p)
+	outs, _ := decryptedNames(name) // checked by checkContent
+	hs := make([]hash.Hash, len(outs))
+	ws := make([]io.Writer, len(outs))
+	for i := range outs {
+		hs[i] = sha256.New()
+		ws[i] = hs[i]
+	}
+	f, err := fsys.Open(p)
+	if err != nil {
+		return bad(p, "%v", err)
+	}
+	plain, err := age.Decrypt(f, ids...)
+	if err == nil {
+		n, _ := parseName(name)
+		_, err = restrict(n.Format, name, plain, c.win, ws)
+	}
+	f.Close()
+	var nm *age.NoIdentityMatchError
+	if errors.As(err, &nm) {
+		return bad(p, "the identity given cannot decrypt it: it was sealed to other keys")
+	}
+	if err != nil {
+		return bad(p, "decrypting: %v", err)
+	}
+	for i, o := range outs {
+		dp := path.Join(path.Dir(p), o)
+		if !bytes.Equal(hs[i].Sum(nil), digestOf(bag, dp)) {
+			return bad(dp, "is not the content of %s in the window %s – %s", name,
+				c.win.From.Format(timeLayout), c.win.To.Format(timeLayout))
 		}
 	}
 	return nil
