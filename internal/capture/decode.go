@@ -53,15 +53,15 @@ type counters struct {
 
 // pkt is the part of a decoded packet the extractors use.
 type pkt struct {
-	proto      uint8
-	src, dst   netip.Addr
-	sport      uint16
-	dport      uint16
-	haveIP     bool
-	l4         bool // TCP or UDP header decoded
-	payload    []byte
-	seq        uint32
-	ipTruncate bool
+	proto    uint8
+	src, dst netip.Addr
+	sport    uint16
+	dport    uint16
+	haveIP   bool
+	l4       bool // TCP or UDP header decoded
+	payload  []byte
+	seq      uint32
+	syn, ack bool // TCP flags
 }
 
 func newProcessor(mode Mode, link layers.LinkType, snaplen int, flowIdle time.Duration, maxFlows int, seed uint64, out *batcher) (*processor, error) {
@@ -167,6 +167,7 @@ func (p *processor) decode(data []byte, pk *pkt) bool {
 			pk.l4 = true
 			pk.sport, pk.dport = uint16(p.tcp.SrcPort), uint16(p.tcp.DstPort)
 			pk.seq = p.tcp.Seq
+			pk.syn, pk.ack = p.tcp.SYN, p.tcp.ACK
 			pk.payload = p.tcp.Payload
 		case layers.LayerTypeUDP:
 			pk.l4 = true
@@ -201,12 +202,25 @@ func (p *processor) account(pk *pkt, ts int64, length int) (*flow, uint8) {
 		p.emitFlow(&ev)
 	}
 	if created {
-		f.first, f.last, f.aFirst = ts, ts, d == 0
+		f.first, f.last = ts, ts
+		f.aFirst = (d == 0) == senderOpened(pk)
 	}
 	f.last = max(f.last, ts)
 	f.pkts[d]++
 	f.bytes[d] += uint64(length)
 	return f, d
+}
+
+// senderOpened guesses whether the sender of a flow's first packet seen
+// is the side that opened it, so a flow keeps its direction when it is
+// picked up again after a segment rotation: a TCP SYN says so exactly;
+// otherwise the side on a well-known port (below 1024) whose peer is not
+// is taken for the server.
+func senderOpened(pk *pkt) bool {
+	if pk.proto == protoTCP && pk.syn {
+		return !pk.ack
+	}
+	return !(pk.sport < 1024 && pk.dport >= 1024)
 }
 
 func compareEndpoint(a *[16]byte, ap uint16, b *[16]byte, bp uint16) int {

@@ -246,3 +246,32 @@ func TestUnsupportedLinkType(t *testing.T) {
 		t.Errorf("newProcessor(802.11) = %v; want a not-supported error", err)
 	}
 }
+
+// TestFlowDirection: a flow picked up mid-way (after a rotation) keeps
+// the client as its src.
+func TestFlowDirection(t *testing.T) {
+	synack := frame(t, srv4, pc4, &layers.TCP{SrcPort: 443, DstPort: 51010, SYN: true, ACK: true, Window: 100}, nil)
+	tests := []struct {
+		name  string
+		first []byte
+	}{
+		{"server data first", tcpFrame(t, srv4, 443, pc4, 51010, 1, []byte("x"))},
+		{"SYN-ACK first", synack},
+		{"DNS answer first", udpFrame(t, srv4, 53, pc4, 51010, []byte("x"))},
+		{"client first", tcpFrame(t, pc4, 51010, srv4, 443, 1, []byte("x"))},
+	}
+	for _, tt := range tests {
+		sink := &memSink{}
+		p := testProcessor(t, sink)
+		p.packet(tt.first, ci(t0, tt.first))
+		p.flushFlows()
+		p.out.flush()
+		r, err := DecodeJSON(sink.lines[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Src != pc4 || r.SrcPort != 51010 || r.Dst != srv4 {
+			t.Errorf("%s: flow %v:%d -> %v:%d; want the pc as src", tt.name, r.Src, r.SrcPort, r.Dst, r.DstPort)
+		}
+	}
+}

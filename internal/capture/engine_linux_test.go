@@ -108,7 +108,13 @@ func TestEngineRealTraffic(t *testing.T) {
 	}
 	recs := sink.records(t)
 	var names, snis, hosts []string
-	var sawTLSFlow bool
+	// A flow cut by segment rotation appears once per segment: add up.
+	type tuple struct {
+		src   string
+		sport uint16
+		dport uint16
+	}
+	tlsFlows := map[tuple][2]uint64{}
 	for _, r := range recs {
 		switch r.Kind {
 		case KindDNS:
@@ -118,8 +124,10 @@ func TestEngineRealTraffic(t *testing.T) {
 		case KindHTTP:
 			hosts = append(hosts, r.Host)
 		case KindFlow:
-			if r.Proto == protoTCP && r.DstPort == 443 && r.Src == lab.PC4 && r.SrcPackets > 2 && r.DstPackets > 2 && r.DstBytes > 500 {
-				sawTLSFlow = true
+			if r.Proto == protoTCP && r.DstPort == 443 && r.Src == lab.PC4 {
+				k := tuple{r.Src.String(), r.SrcPort, r.DstPort}
+				c := tlsFlows[k]
+				tlsFlows[k] = [2]uint64{c[0] + r.SrcPackets, c[1] + r.DstPackets}
 			}
 		}
 	}
@@ -136,8 +144,13 @@ func TestEngineRealTraffic(t *testing.T) {
 	check("DNS names", names, []string{"nope.example.test", "tcp.example.test", "www.example.test"}, "dns.qry.name")
 	check("TLS SNI", snis, []string{"secure6.example.test", "split.example.test"}, "tls.handshake.extensions_server_name")
 	check("HTTP hosts", hosts, []string{"www.example.test", "www6.example.test"}, "http.host")
-	if !sawTLSFlow {
-		t.Errorf("no flow record for the TLS connection with packets both ways")
+	if len(tlsFlows) != 1 {
+		t.Errorf("flows to %v:443 = %v; want the one TLS connection", lab.Server4, tlsFlows)
+	}
+	for k, c := range tlsFlows {
+		if c[0] < 3 || c[1] < 3 {
+			t.Errorf("flow %v: %d packets out, %d back; want a handshake's worth each way", k, c[0], c[1])
+		}
 	}
 	// tshark confirms the ClientHello really crossed segments.
 	out, _ := execOut("tshark", "-r", pcap, "-Y", "tls.handshake.extensions_server_name == \"split.example.test\"", "-T", "fields", "-e", "tcp.segment.count")

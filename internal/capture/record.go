@@ -43,8 +43,9 @@ func (k Kind) String() string {
 // kind is "flow", "dns", "tls" or "http". ts, first and last are RFC 3339 in
 // UTC with nine fractional digits. proto is "tcp", "udp", "icmp", "icmpv6" or
 // the IP protocol number in decimal. src/sport is the sender of the packet
-// the record came from; for flows it is the side that sent the first packet
-// seen, and src_* count what that side sent. A flow record covers the flow
+// the record came from; for flows it is the side that opened the flow (the
+// sender of the TCP SYN; without one seen, the first sender unless it sent
+// from a port below 1024 to one above), and src_* count what that side sent. A flow record covers the flow
 // from first to last within one segment: a flow that outlives a segment
 // appears again in the next one. qtype is the type mnemonic ("A", "AAAA",
 // …) or "TYPE<n>"; rcode the mnemonic ("NOERROR", "NXDOMAIN", …) or
