@@ -50,6 +50,7 @@ PKGFLAGS = --version '$(VERSION)' --commits $(COMMITS) --out $(BUILD)
 packages: deb msi ## build the .deb and the MSI into build/ (their tests run in make test)
 
 deb: ## build build/carrel_VERSION_amd64.deb: hardened binary, systemd unit, conffile, maintainer scripts
+	rm -f $(BUILD)/carrel_*.deb
 	$(GO) run ./installer/mkpkg deb $(PKGFLAGS) --date $(COMMIT_TIME) --maintainer '$(DEB_MAINTAINER)'
 
 msi: ## build build/carrel.msi with wixl; with SIGN_CERT=cert.pem SIGN_KEY=key.pem [SIGN_TIMESTAMP=url] also sign it
@@ -68,7 +69,7 @@ fuzz: ## run every fuzz target for FUZZTIME each
 bench: deps build bench-capture bench-export ## benchmarks side by side with the peer tools; see BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
-bench-export: ## court-order export of one year (350k bookings, 1 GiB sealed traffic) and its verify (~10 min; data cached in TMPDIR)
+bench-export: ## court-order export of one year (350k bookings, 1 GiB sealed traffic) and its verify (~10 min; data cached in ~/.cache/carrel-bench)
 	CARREL_BENCH_EXPORT=1 $(GO) test -run '^$$' -bench 'ExportYear|VerifyYear' -benchtime 1x -count 5 -benchmem -timeout 60m ./internal/export/
 
 bench-capture: deps ## live capture vs tcpdump and tshark in network namespaces, offline decode vs tshark (root, ~15 min)
