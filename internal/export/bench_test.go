@@ -21,8 +21,9 @@ import (
 // The year benchmark: one year of bookings for 50 PCs (350,400 rows) and
 // 1 GiB of sealed traffic (768 MiB of metadata records, 256 MiB of
 // packets) exported as one bundle. It runs only under `make bench-export`
-// (CARREL_BENCH_EXPORT=1): generating the data takes a minute, and it is
-// kept in $TMPDIR/carrel-bench-export-v1 for the next run.
+// (CARREL_BENCH_EXPORT=1). The generated data is kept for the next run in
+// $CARREL_BENCH_DIR, by default the user's cache folder
+// (~/.cache/carrel-bench/export-year-v1), out of the way of /tmp clean-ups.
 const (
 	benchPCs          = 50
 	benchBookingsDay  = 19 // per PC and day: 50 × 365 × 19 ≈ 350,000
@@ -121,7 +122,14 @@ func (f *benchData) release(tb testing.TB) {
 
 func benchFixture(b *testing.B) *benchData {
 	b.Helper()
-	dir := filepath.Join(os.TempDir(), "carrel-bench-export-v1")
+	dir := os.Getenv("CARREL_BENCH_DIR")
+	if dir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = filepath.Join(cache, "carrel-bench", "export-year-v1")
+	}
 	done := filepath.Join(dir, "complete")
 	if _, err := os.Stat(done); err != nil {
 		os.RemoveAll(dir)
