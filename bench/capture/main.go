@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command capture-bench measures carrel's capture engine against tcpdump
 // and tshark (see run.sh and BENCHMARKS.md, section Capture). It is a
 // benchmark tool, not part of carrel.
