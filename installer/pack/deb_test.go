@@ -6,6 +6,7 @@ package pack
 
 import (
 	"bytes"
+	"debug/buildinfo"
 	"fmt"
 	"io/fs"
 	"os"
@@ -334,5 +335,40 @@ func TestMirrorIn(t *testing.T) {
 				t.Errorf("mirrorIn(%q) = %q; want %q", tt.text, got, tt.want)
 			}
 		})
+	}
+}
+
+// TestCopyrightCoversEveryModule: every module linked into the binary has
+// its paragraph and licence in the copyright file, and a licence nobody
+// has classified stops the build.
+func TestCopyrightCoversEveryModule(t *testing.T) {
+	bin := linuxBinary(t)
+	c, err := Copyright(bin, repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(info.Deps) < 5 {
+		t.Fatalf("the binary lists %d modules; is the build information there?", len(info.Deps))
+	}
+	for _, m := range info.Deps {
+		para := "\nFiles: " + m.Path + "/*\nCopyright: "
+		i := bytes.Index(c, []byte(para))
+		if i < 0 {
+			t.Errorf("copyright has no paragraph for %s", m.Path)
+			continue
+		}
+		rest := c[i+len(para):]
+		if end := bytes.Index(rest, []byte("\n\n")); end < 0 || !bytes.Contains(rest[:end], []byte("\nLicense: ")) {
+			t.Errorf("copyright paragraph of %s has no licence", m.Path)
+		}
+	}
+	for _, text := range []string{"All rights reserved. Do not copy.", "GNU GENERAL PUBLIC LICENSE Version 3"} {
+		if l, err := classify(text); err == nil {
+			t.Errorf("classify(%q) = %q; want an error", text, l.Name)
+		}
 	}
 }
