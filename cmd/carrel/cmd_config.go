@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/misuse"
@@ -83,15 +86,20 @@ func runConfigCheck(e *env, args []string) error {
 	return nil
 }
 
-// runConfigInit prints the commented default config.
+// runConfigInit prints the commented default config, or writes it to a new
+// file (--out), as installers do with the PC id and recipient they were given.
 func runConfigInit(e *env, args []string) error {
 	fs := newFlagSet("config init", e)
 	dataDir := fs.String("data-dir", "", "put the data folder and the API socket under `DIR` (for running without root)")
+	pcID := fs.String("pc-id", "", "set pc.id to `ID` (empty: the host name)")
+	var recipients listFlag
+	fs.Var(&recipients, "recipient", "add the head librarian's age public `KEY` (age1…) to capture.recipients; repeatable; empty is ignored")
+	out := fs.String("out", "", "write to `FILE` instead of standard output; an existing FILE is left as it is")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("config init takes no arguments; redirect its output to a file")
+		return usagef("config init takes no arguments; redirect its output or use --out FILE")
 	}
 	if *dataDir != "" {
 		abs, err := absPath(*dataDir)
@@ -100,6 +108,54 @@ func runConfigInit(e *env, args []string) error {
 		}
 		*dataDir = abs
 	}
-	_, err := e.stdout.Write(config.Example(*dataDir))
-	return err
+	doc := config.ExampleWith(config.ExampleOptions{DataDir: *dataDir, PCID: *pcID, Recipients: recipients})
+	// An installer property with a typo must fail the install, not leave a
+	// config the service will refuse. (An unknown host name is not checked
+	// here: it is this PC's, and the service reports it.)
+	if _, err := config.Parse(doc); err != nil {
+		var ps config.Problems
+		if errors.As(err, &ps) {
+			for _, p := range ps {
+				if p.Key == "pc.id" && *pcID == "" {
+					continue
+				}
+				fmt.Fprintln(e.stderr, p.String())
+				return &silentError{code: exitFailure}
+			}
+		} else {
+			return err
+		}
+	}
+	if *out == "" {
+		_, err := e.stdout.Write(doc)
+		return err
+	}
+	if _, err := os.Stat(*out); err == nil {
+		fmt.Fprintf(e.stdout, "%s exists; left unchanged\n", *out)
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return fmt.Errorf("creating config folder: %w", err)
+	}
+	if err := secureDir(filepath.Dir(*out), false); err != nil {
+		return err
+	}
+	if err := writeNewFile(*out, doc); err != nil {
+		return fmt.Errorf("writing %s: %w", *out, err)
+	}
+	fmt.Fprintf(e.stdout, "wrote %s\n", *out)
+	return nil
+}
+
+// listFlag collects a repeatable flag; empty values are dropped so that an
+// installer can pass an unset property as "".
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	if s != "" {
+		*l = append(*l, s)
+	}
+	return nil
 }

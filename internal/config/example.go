@@ -15,16 +15,45 @@ import (
 // the data folder and the API socket are placed under it, so that a user
 // without root can run `carrel run` on the result.
 func Example(dataDir string) []byte {
+	return ExampleWith(ExampleOptions{DataDir: dataDir})
+}
+
+// ExampleOptions fill in the default config for one PC, as an installer
+// does from its properties.
+type ExampleOptions struct {
+	DataDir    string   // data folder (and API socket) under this folder; "" for the default
+	PCID       string   // pc.id; "" leaves the host name in force
+	Recipients []string // capture.recipients; nil leaves the list empty
+}
+
+// ExampleWith returns the commented default config with o filled in.
+func ExampleWith(o ExampleOptions) []byte {
 	out := example.Example
 	dd := DefaultDataDir()
-	if dataDir != "" {
-		dd = dataDir
-		out = setValue(out, "api_socket", filepath.Join(dataDir, "api.sock"))
+	if o.DataDir != "" {
+		dd = o.DataDir
+		out = setValue(out, "api_socket", filepath.Join(o.DataDir, "api.sock"))
 	}
-	if dataDir != "" || runtime.GOOS != "linux" {
+	if o.DataDir != "" || runtime.GOOS != "linux" {
 		out = setValue(out, "data_dir", dd)
 	}
+	if o.PCID != "" {
+		out = bytes.Replace(out, []byte("\n# id = \"pc-01\"\n"), []byte("\nid = "+tomlString(o.PCID)+"\n"), 1)
+	}
+	if len(o.Recipients) > 0 {
+		quoted := make([]string, len(o.Recipients))
+		for i, r := range o.Recipients {
+			quoted[i] = tomlString(r)
+		}
+		out = regexp.MustCompile(`(?m)^recipients = \[\]$`).ReplaceAll(out, []byte("recipients = ["+strings.Join(quoted, ", ")+"]"))
+	}
 	return out
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+	return `"` + r.Replace(s) + `"`
 }
 
 // setValue replaces the value of the first line `key = "..."` with a TOML
