@@ -88,7 +88,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("this PC is %s, which the order does not name (%s): its bookings and traffic are not part of it; run the export on the PCs it names",
 			pc, strings.Join(o.PCs, ", "))
 	}
-	x := &exporter{o: o, ids: ids, cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}}
+	x := &exporter{o: o, ids: ids, cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}, startSeq: -1}
 	defer x.close()
 	if err := x.open(ctx); err != nil {
 		return nil, err
@@ -140,7 +140,6 @@ type exporter struct {
 func (x *exporter) open(ctx context.Context) error {
 	dir := x.cfg.Storage.DataDir
 	var err error
-	x.startSeq = -1
 	x.log, err = audit.Open(filepath.Join(dir, auditFile), audit.Options{
 		Origin: "carrel/" + x.cfg.PC.ID, KeyPath: filepath.Join(dir, auditKeyFile), Now: x.o.Now,
 	})

@@ -19,14 +19,4 @@ func syncBag(root string) error {
 }
 
 // syncDir makes the names in a folder durable (the final rename).
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
+func syncDir(dir string) error { return syncPath(dir, os.O_RDONLY) }

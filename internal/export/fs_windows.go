@@ -12,15 +12,7 @@ func syncBag(root string) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
-		f, err := os.OpenFile(p, os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return syncPath(p, os.O_RDWR)
 	})
 }
 
