@@ -70,7 +70,7 @@ bench: deps build bench-capture bench-export ## benchmarks side by side with the
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 bench-export: ## court-order export of one year (350k bookings, 1 GiB sealed traffic) and its verify (~10 min; data cached in ~/.cache/carrel-bench)
-	CARREL_BENCH_EXPORT=1 $(GO) test -run '^$$' -bench 'ExportYear|VerifyYear' -benchtime 1x -count 5 -benchmem -timeout 60m ./internal/export/
+	CARREL_BENCH_EXPORT=1 $(GO) test -run '^$$' -bench 'ExportYear|VerifyYear|BookingsYear' -benchtime 1x -count 5 -benchmem -timeout 60m ./internal/export/
 
 bench-capture: deps ## live capture vs tcpdump and tshark in network namespaces, offline decode vs tshark (root, ~15 min)
 	GO=$(GO) ./bench/capture/run.sh

@@ -239,3 +239,22 @@ func benchRecord(i int, ts time.Time) capture.Record {
 		return r
 	}
 }
+
+// BenchmarkBookingsYear is the bookings part of the year's export: the
+// register's List over the year and the CSV of 346,750 rows.
+func BenchmarkBookingsYear(b *testing.B) {
+	if os.Getenv("CARREL_BENCH_EXPORT") != "1" {
+		b.Skip("set CARREL_BENCH_EXPORT=1 (make bench-export) to run the one-year export")
+	}
+	f := benchFixture(b)
+	for b.Loop() {
+		bs, err := f.bookings.List(context.Background(), benchYear.From, benchYear.To)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := writeBookingsCSV(io.Discard, bs); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(len(bs)), "bookings")
+	}
+}
