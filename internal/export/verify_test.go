@@ -242,6 +242,11 @@ func TestVerifyTampered(t *testing.T) {
 			write(t, dir, custodyFile, string(c))
 			remanifest(t, dir)
 		}, true, jsonlFile + ": is not the content of"},
+		{"other order in custody.json, consistent", func(t *testing.T, dir string) {
+			b, _ := os.ReadFile(filepath.Join(dir, custodyFile))
+			write(t, dir, custodyFile, strings.Replace(string(b), `"ref": "RET-2026-0042"`, `"ref": "RET-2026-0043"`, 1))
+			remanifest(t, dir)
+		}, false, `data/custody.json: names the order "RET-2026-0043"`},
 		{"decrypted file missing, consistent", func(t *testing.T, dir string) {
 			os.Remove(filepath.Join(dir, strings.TrimSuffix(jsonlFile, ".jsonl")+".csv"))
 			remanifest(t, dir)

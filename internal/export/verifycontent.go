@@ -65,7 +65,7 @@ func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
 			return nil, bad(p, "not a file a carrel export writes")
 		}
 	}
-	return c, checkCustody(fsys, bag)
+	return c, checkCustody(fsys, bag, order, win)
 }
 
 // orderAndWindow reads the order reference and the window from bag-info.txt.
@@ -229,9 +229,10 @@ func checkTraffic(bag *Bag, sealed map[string]sealedEntry, rep *Report) ([]strin
 	return segs, nil
 }
 
-// checkCustody checks that custody.json is carrel's and that every digest
-// it gives agrees with the verified manifest.
-func checkCustody(fsys fs.FS, bag *Bag) error {
+// checkCustody checks that custody.json is carrel's, names the order and
+// window of bag-info.txt, and that every digest it gives agrees with the
+// verified manifest.
+func checkCustody(fsys fs.FS, bag *Bag, order string, win Window) error {
 	raw, err := readSmall(fsys, custodyFile, maxTagFile)
 	if err != nil {
 		return bad(custodyFile, "%v", err)
@@ -242,6 +243,11 @@ func checkCustody(fsys fs.FS, bag *Bag) error {
 	}
 	if c.Format != custodyFormat {
 		return bad(custodyFile, "format %q, want %q", truncate(c.Format, 40), custodyFormat)
+	}
+	if c.Order.Ref != order || !c.Window.From.Equal(win.From) || !c.Window.To.Equal(win.To) {
+		return bad(custodyFile, "names the order %q and the window %s – %s; bag-info.txt says %q and %s – %s",
+			truncate(c.Order.Ref, 80), c.Window.From.Format(timeLayout), c.Window.To.Format(timeLayout),
+			order, win.From.Format(timeLayout), win.To.Format(timeLayout))
 	}
 	for _, s := range c.Segments {
 		for _, f := range append([]FileJSON{s.Sealed}, s.Content...) {
