@@ -32,6 +32,9 @@ run: build ## run carrel in the foreground on a demo config in a temporary folde
 test: deps lint windows packages ## install what is missing, then vet, lint, cross-compile, build the packages and run every test
 	$(GO) test -count=1 -timeout 30m ./...
 
+e2e: deps ## only the end-to-end tests: the real binary in network namespaces, SIGKILL, golden run (root)
+	$(GO) test -count=1 -run 'TestG1|TestG2|TestQuota|TestKill|TestBookingClientGroup|TestGoldenRun|TestScripts' ./cmd/carrel
+
 test-long: deps ## the longer sweeps: every bit flip, more kill iterations
 	CARREL_TEST_LONG=1 $(GO) test -count=1 -timeout 90m ./...
 
