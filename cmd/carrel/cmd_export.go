@@ -190,5 +190,7 @@ func runExportVerify(e *env, args []string) error {
 	}
 	fmt.Fprintf(w, "verifier key: %s\n", rep.Verifier)
 	fmt.Fprintf(w, "  compare it with the key the head librarian keeps (`carrel audit key`): a bundle proves only what that key signed\n")
+	fmt.Fprintf(w, "tag manifest SHA-256: %s\n", rep.TagSHA256)
+	fmt.Fprintf(w, "  the export.end entry in the PC's audit log carries it (`carrel audit list --kind export.end`; `carrel audit prove SEQ` proves that entry)\n")
 	return nil
 }

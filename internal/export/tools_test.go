@@ -139,6 +139,10 @@ func TestExportRunsBesideService(t *testing.T) {
 	if v, _ := fieldValue(end, "tagmanifest_sha256"); end.Kind != "export.end" || v != sha256hex(tag) || v != res.TagSHA256 {
 		t.Errorf("export.end = %+v; want tagmanifest_sha256 %s", end, sha256hex(tag))
 	}
+	rep, err := VerifyDir(out, VerifyOptions{})
+	if err != nil || rep.TagSHA256 != res.TagSHA256 {
+		t.Errorf("VerifyDir = %v, tag manifest SHA-256 %q; want %s, the one export.end carries", err, rep.TagSHA256, res.TagSHA256)
+	}
 	cp, err := f.log.Latest(ctx)
 	if err != nil || cp.Size <= res.EndSeq {
 		t.Errorf("latest checkpoint %v, %v; want one covering export.end (seq %d)", cp, err, res.EndSeq)

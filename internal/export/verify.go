@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -52,6 +53,10 @@ type Report struct {
 	Order      string
 	Checkpoint string // origin and size of the checkpoint the entries were proved against
 	Verifier   string // the verifier key the bundle carries
+	// TagSHA256 is the SHA-256 of tagmanifest-sha256.txt: the export.end
+	// entry in the PC's audit log carries it, which ties the whole bag,
+	// bookings.csv included, to the log.
+	TagSHA256 string
 }
 
 // VerifyDir verifies the bundle in dir. Symbolic links that lead out of
@@ -92,6 +97,11 @@ func Verify(fsys fs.FS, opts VerifyOptions) (*Report, error) {
 	if err := checkDigests(fsys, bag); err != nil {
 		return nil, err
 	}
+	tag, err := digests(fsys, "tagmanifest-sha256.txt")
+	if err != nil {
+		return nil, bad("tagmanifest-sha256.txt", "%v", err)
+	}
+	rep.TagSHA256 = hex.EncodeToString(tag["sha256"])
 	c, err := checkContent(fsys, bag, rep)
 	if err != nil {
 		return nil, err

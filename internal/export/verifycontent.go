@@ -40,7 +40,10 @@ func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
 	if err != nil {
 		return nil, bad(verifierKeyFile, "%v", err)
 	}
-	key := strings.TrimSpace(string(keyText))
+	key := strings.TrimSuffix(string(keyText), "\n")
+	if strings.ContainsAny(key, "\r\n\t ") || key == "" {
+		return nil, bad(verifierKeyFile, "not one verifier key on one line")
+	}
 	ck, err := audit.OpenCheckpoint(cp, key)
 	if err != nil {
 		return nil, bad(checkpointFile, "not a checkpoint signed by the key in %s: %v", verifierKeyFile, err)
