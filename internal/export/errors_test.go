@@ -141,6 +141,15 @@ func TestRunFailureLeavesNoBundle(t *testing.T) {
 			if strings.Contains(why, "injected") || strings.Contains(why, "RET-2026") {
 				t.Errorf("export.fail why = %q: it must not quote the error or the order", why)
 			}
+			// The legal hold stays: the order is real and will be tried again.
+			segs, _ := f.sealStore().Segments(context.Background(), sealFilterAll())
+			held := 0
+			for _, s := range segs {
+				held += len(s.Holds)
+			}
+			if held != 3 {
+				t.Errorf("%d segments held after a failed export; want the 3 it included", held)
+			}
 		})
 	}
 }
@@ -288,6 +297,29 @@ func TestRunOmitsOpenSegment(t *testing.T) {
 		t.Errorf("Run omitted %d; custody.json:\n%s", res.Omitted, files[custodyFile])
 	}
 	if _, err := VerifyDir(o.Out, VerifyOptions{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRunOmitsDeletedSegment: a segment that traffic retention deleted is
+// listed in custody.json with when, and the bundle says so.
+func TestRunOmitsDeletedSegment(t *testing.T) {
+	f := standard(t)
+	caseEnd := func(id string) (time.Time, bool) { return at("12:30"), id == "2026-03p" }
+	p, err := f.sealStore().Purge(context.Background(), at("23:00"), caseEnd, time.Hour)
+	if err != nil || p.Deleted != 1 {
+		t.Fatalf("Purge = %+v, %v; want the packets segment deleted", p, err)
+	}
+	o := f.options(filepath.Join(f.root, "bundle"))
+	res, err := f.export(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := readTree(t, o.Out)
+	if res.Segments != 2 || res.Omitted != 1 || !strings.Contains(string(files[custodyFile]), "deleted by traffic retention at 2026-03-02T23:00:00Z") {
+		t.Errorf("Run = %d segments, %d omitted; custody.json:\n%s", res.Segments, res.Omitted, files[custodyFile])
+	}
+	if _, err := VerifyDir(o.Out, VerifyOptions{Identities: loadIDs(t, f.identity)}); err != nil {
 		t.Error(err)
 	}
 }
