@@ -1,7 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -66,4 +70,45 @@ func dedupe(ps []PathProblem) []PathProblem {
 		out = append(out, p)
 	}
 	return out
+}
+
+// walkPath resolves p (following links: what matters is what is read) and
+// visits it and every existing folder above it, leaf first, until the root
+// or until stop says the folder above need not be judged. Folders not
+// created yet (the data folder before first start) are passed over. The
+// leaf must be a folder when isDir, a regular file otherwise.
+func walkPath(p string, isDir bool, visit func(path string, fi fs.FileInfo, leaf bool) []PathProblem, stop func(parent string) bool) []PathProblem {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return []PathProblem{{Path: p, Why: err.Error()}}
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return []PathProblem{{Path: p, Why: err.Error()}}
+	}
+	var ps []PathProblem
+	leaf := true
+	for cur := abs; ; {
+		fi, err := os.Stat(cur)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			ps = append(ps, PathProblem{Path: cur, Why: err.Error()})
+		default:
+			ps = append(ps, visit(cur, fi, leaf)...)
+			if leaf && isDir && !fi.IsDir() {
+				ps = append(ps, PathProblem{Path: cur, Why: "not a folder"})
+			}
+			if leaf && !isDir && !fi.Mode().IsRegular() {
+				ps = append(ps, PathProblem{Path: cur, Why: "not a regular file"})
+			}
+			leaf = false
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur || stop(parent) {
+			return ps
+		}
+		cur = parent
+	}
 }

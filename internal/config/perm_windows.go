@@ -16,52 +16,17 @@ import (
 // SYSTEM, Administrators and the account running carrel. Like the Linux
 // check it follows links and checks that the leaf is a file or a folder.
 func checkPath(p string, isDir bool) []PathProblem {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return []PathProblem{{Path: p, Why: err.Error()}}
-	}
-	// Follow symbolic links and junctions: what matters is what is read.
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return []PathProblem{{Path: p, Why: err.Error()}}
-	}
 	self := selfSID()
-	stop := filepath.Clean(os.Getenv("ProgramData"))
-	var ps []PathProblem
-	leaf := true
-	for cur := abs; ; {
-		parent := filepath.Dir(cur)
-		if parent == cur {
-			// The drive root lets Users create folders by default; what
-			// matters is that our folders do not inherit that.
-			break
-		}
-		fi, err := os.Stat(cur)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			// Not created yet (the data folder before first start).
-		case err != nil:
-			ps = append(ps, PathProblem{Path: cur, Why: err.Error()})
-		default:
-			ps = append(ps, aclOf(cur, self)...)
-			if leaf && isDir && !fi.IsDir() {
-				ps = append(ps, PathProblem{Path: cur, Why: "not a folder"})
-			}
-			if leaf && !isDir && !fi.Mode().IsRegular() {
-				ps = append(ps, PathProblem{Path: cur, Why: "not a regular file"})
-			}
-			leaf = false
-		}
-		// ProgramData itself grants Users write by default; carrel's own
-		// folder is created without inheritance, so stop below it.
-		// Windows paths compare without regard to case.
-		if strings.EqualFold(filepath.Clean(parent), stop) {
-			break
-		}
-		cur = parent
-	}
-	return ps
+	programData := filepath.Clean(os.Getenv("ProgramData"))
+	return walkPath(p, isDir, func(path string, _ fs.FileInfo, _ bool) []PathProblem {
+		return aclOf(path, self)
+	}, func(parent string) bool {
+		// The drive root and ProgramData itself let Users create folders
+		// by default; carrel's own folders are created without
+		// inheritance, so the walk stops below them. Windows paths compare
+		// without regard to case.
+		return filepath.Dir(parent) == parent || strings.EqualFold(filepath.Clean(parent), programData)
+	})
 }
 
 func aclOf(path, self string) []PathProblem {
