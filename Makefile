@@ -25,7 +25,7 @@ build: ## build ./build/carrel
 
 run: build ## run carrel in the foreground on a demo config in a temporary folder (bookings only, no root needed)
 	@dir=$$(mktemp -d /tmp/carrel-demo.XXXXXX); \
-	$(BUILD)/carrel config init --data-dir $$dir > $$dir/carrel.toml && \
+	$(BUILD)/carrel config init --data-dir $$dir | sed 's/^client_group = .*/client_group = ""   # the demo serves only its own account/' > $$dir/carrel.toml && \
 	echo "demo config: $$dir/carrel.toml — try: $(BUILD)/carrel booking start --config $$dir/carrel.toml --ref demo-1" && \
 	exec $(BUILD)/carrel run --config $$dir/carrel.toml
 
