@@ -236,9 +236,10 @@ func (d *Daemon) loop(ctx context.Context) {
 	defer heartbeat.Stop()
 	purge := time.NewTicker(purgeEvery)
 	defer purge.Stop()
-	checkpoint := time.NewTicker(d.config().Audit.CheckpointInterval.D())
+	cfg := d.config()
+	checkpoint := time.NewTicker(cfg.Audit.CheckpointInterval.D())
 	defer checkpoint.Stop()
-	changes := d.watchConfig(ctx)
+	changes := d.watchConfig(ctx, cfg.SHA256[:])
 	for {
 		select {
 		case <-ctx.Done():

@@ -416,3 +416,27 @@ func TestRefusedCallerIsAudited(t *testing.T) {
 		t.Errorf("api.refused entries = %+v; want one for uid 65534, not-in-group", es)
 	}
 }
+
+// TestChangeBeforeWatchIsSeen: a config written after the service loaded
+// its config but before it began to watch the file is still picked up.
+func TestChangeBeforeWatchIsSeen(t *testing.T) {
+	dir := t.TempDir()
+	p := writeConfig(t, dir, "")
+	d := &Daemon{opts: Options{ConfigPath: p}, log: slog.New(slog.DiscardHandler)}
+	loaded, err := config.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, bytes.Replace(b, []byte(`retention = "28d"`), []byte(`retention = "14d"`), 1), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	old := pollEvery
+	pollEvery = 50 * time.Millisecond
+	defer func() { pollEvery = old }()
+	select {
+	case <-d.watchConfig(ctx, loaded.SHA256[:]):
+	case <-time.After(2 * time.Second):
+		t.Fatal("a change made before the watch began was not reported within 2 s")
+	}
+}

@@ -22,7 +22,11 @@ import (
 // systems. A change is reported once the file has been quiet for settle, so
 // that a file being written in place is not read half-written; either way a
 // change is seen within two seconds.
-func (d *Daemon) watchConfig(ctx context.Context) <-chan struct{} {
+//
+// The baseline is the digest of the config in force, not of the file when
+// the watch begins: a change written between loading the config and
+// starting the watch must not go unnoticed.
+func (d *Daemon) watchConfig(ctx context.Context, baseline []byte) <-chan struct{} {
 	out := make(chan struct{}, 1)
 	path := d.opts.ConfigPath
 	var events chan fsnotify.Event
@@ -46,7 +50,7 @@ func (d *Daemon) watchConfig(ctx context.Context) <-chan struct{} {
 		defer tick.Stop()
 		quiet := time.NewTimer(time.Hour)
 		quiet.Stop()
-		last := digest(path)
+		last := baseline
 		for {
 			select {
 			case <-ctx.Done():
