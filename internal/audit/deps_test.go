@@ -6,9 +6,10 @@ import (
 	"testing"
 )
 
-// The audit log is a leaf: it imports no other carrel package (doc.go), so
-// nothing it does can reach bookings, traffic or cases, and every other
-// package can depend on it.
+// The audit log is a leaf: it imports no other carrel package (doc.go) but
+// internal/sqlitedb, which opens SQLite files and itself imports no carrel
+// package (its own test says so). So nothing the log does can reach
+// bookings, traffic or cases, and every other package can depend on it.
 func TestImportsNoCarrelPackage(t *testing.T) {
 	for _, goos := range []string{"linux", "windows"} {
 		ctx := build.Default
@@ -21,7 +22,7 @@ func TestImportsNoCarrelPackage(t *testing.T) {
 			t.Fatalf("%s: found %d imports; want the package's", goos, len(pkg.Imports))
 		}
 		for _, imp := range pkg.Imports {
-			if strings.HasPrefix(imp, "github.com/carrel-lib/carrel/") {
+			if strings.HasPrefix(imp, "github.com/carrel-lib/carrel/") && imp != "github.com/carrel-lib/carrel/internal/sqlitedb" {
 				t.Errorf("%s: audit imports %s", goos, imp)
 			}
 		}

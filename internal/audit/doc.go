@@ -42,7 +42,8 @@
 //
 // # What this package must not touch
 //
-// It imports no other carrel package: it holds no booking, traffic or case
+// It imports no other carrel package but internal/sqlitedb (which opens
+// SQLite files and imports none): it holds no booking, traffic or case
 // logic, reads no config and opens no file but audit.db and the key. Other
 // packages depend on it through Recorder, not the other way round.
 package audit

@@ -1,13 +1,5 @@
 package booking
 
-import (
-	"database/sql"
-	"fmt"
-	"net/url"
-
-	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
-)
-
 // migrations bring bookings.db from version i to i+1 (PRAGMA user_version).
 // Append only: a released migration is never edited.
 var migrations = []string{
@@ -49,53 +41,4 @@ var migrations = []string{
 		to_ms     INTEGER,
 		audited   INTEGER NOT NULL DEFAULT 0
 	) STRICT;`,
-}
-
-// openDB opens the SQLite file with the settings every acknowledged write
-// relies on: WAL, synchronous=FULL (a commit survives power loss), a busy
-// timeout for the CLI reading while the service writes, and foreign keys.
-func openDB(path string) (*sql.DB, error) {
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", "5000")
-	q.Set("_foreign_keys", "on")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite3", "file:"+url.PathEscape(path)+"?"+q.Encode())
-	if err != nil {
-		return nil, err
-	}
-	if err := migrate(db); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
-}
-
-func migrate(db *sql.DB) error {
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this carrel knows (%d); upgrade carrel", v, len(migrations))
-	}
-	for ; v < len(migrations); v++ {
-		tx, err := db.Begin()
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
-		}
-		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("migrating schema to version %d: %w", v+1, err)
-		}
-	}
-	return nil
 }

@@ -1,14 +1,12 @@
 package booking
 
 import (
-	"database/sql"
+	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/url"
-	"os"
-	"strings"
 	"time"
+
+	"github.com/carrel-lib/carrel/internal/sqlitedb"
 )
 
 // ErrNotExist: OpenReadOnly found no register at the path.
@@ -22,25 +20,12 @@ var ErrNotExist = errors.New("booking register does not exist")
 // The register must exist and have the schema this carrel knows: an older
 // one is upgraded only by the service, a newer one needs a newer carrel.
 func OpenReadOnly(path string) (*Store, error) {
-	if _, err := os.Stat(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("opening booking register %q: %w", path, ErrNotExist)
-		}
-		return nil, fmt.Errorf("opening booking register %q: %w", path, err)
+	db, v, err := sqlitedb.OpenReadOnly(context.Background(), path)
+	if sqlitedb.IsNotExist(err) {
+		return nil, fmt.Errorf("opening booking register %q: %w", path, ErrNotExist)
 	}
-	q := url.Values{}
-	q.Set("mode", "ro")
-	q.Set("_query_only", "1")
-	q.Set("_busy_timeout", "5000")
-	esc := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
-	db, err := sql.Open("sqlite3", "file:"+esc+"?"+q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("opening booking register %q: %w", path, err)
-	}
-	var v int
-	if err := db.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		db.Close()
-		return nil, fmt.Errorf("opening booking register %q: reading schema version: %w", path, err)
 	}
 	if v != len(migrations) {
 		db.Close()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/mattn/go-sqlite3"
+
+	"github.com/carrel-lib/carrel/internal/sqlitedb"
 )
 
 // Ended says how a booking ended.
@@ -66,7 +68,7 @@ func Open(path string, opts Options) (*Store, error) {
 	if len(opts.Secret) < 32 {
 		return nil, fmt.Errorf("opening booking register %q: patron secret must be at least 32 bytes", path)
 	}
-	db, err := openDB(path)
+	db, err := sqlitedb.Open(context.Background(), path, migrations)
 	if err != nil {
 		return nil, fmt.Errorf("opening booking register %q: %w", path, err)
 	}

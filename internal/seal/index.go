@@ -1,12 +1,14 @@
 package seal
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
+
+	"github.com/carrel-lib/carrel/internal/sqlitedb"
 )
 
 // migrations are applied in order; PRAGMA user_version holds how many ran.
@@ -52,52 +54,11 @@ var migrations = []string{
 // openIndex opens traffic.db in WAL mode with synchronous=FULL, so a
 // committed index row survives power loss, and migrates it.
 func openIndex(path string) (*sql.DB, error) {
-	// sqlite creates files with the umask's mode; create it private first.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	db, err := sqlitedb.Open(context.Background(), path, migrations)
 	if err != nil {
-		return nil, fmt.Errorf("opening traffic index: %w", err)
-	}
-	f.Close()
-	q := url.Values{}
-	q.Set("_journal_mode", "WAL")
-	q.Set("_synchronous", "FULL")
-	q.Set("_busy_timeout", "10000")
-	q.Set("_foreign_keys", "on")
-	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
-	if err != nil {
-		return nil, fmt.Errorf("opening traffic index %q: %w", path, err)
-	}
-	if err := migrate(db); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("opening traffic index %q: %w", path, err)
 	}
 	return db, nil
-}
-
-func migrate(db *sql.DB) error {
-	tx, err := db.Begin()
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var v int
-	if err := tx.QueryRow(`PRAGMA user_version`).Scan(&v); err != nil {
-		return fmt.Errorf("reading schema version: %w", err)
-	}
-	if v > len(migrations) {
-		return fmt.Errorf("schema version %d is newer than this carrel knows (%d)", v, len(migrations))
-	}
-	for i := v; i < len(migrations); i++ {
-		if _, err := tx.Exec(migrations[i]); err != nil {
-			return fmt.Errorf("migrating to schema version %d: %w", i+1, err)
-		}
-		// PRAGMA takes no parameters; i+1 is our own integer.
-		if _, err := tx.Exec(fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
-			return fmt.Errorf("setting schema version %d: %w", i+1, err)
-		}
-	}
-	return tx.Commit()
 }
 
 // fileSize returns the size of path, or -1 when it does not exist.

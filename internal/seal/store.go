@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" driver
-
 	"github.com/carrel-lib/carrel/internal/audit"
 )
 
