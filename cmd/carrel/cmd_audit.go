@@ -27,45 +27,17 @@ func init() {
 
 // auditCommands are the subcommands of `carrel audit`. All of them open the
 // log read-only, so they work while the service runs.
-var auditCommands = map[string]struct {
-	summary string
-	run     func(ctx context.Context, e *env, args []string) error
-}{
-	"list":       {"print entries, oldest first: [--since T] [--until T] [--kind K,…] [--field KEY=VALUE] [--json]", runAuditList},
-	"verify":     {"check every entry and checkpoint: [--trusted FILE] [--verifier KEY]", runAuditVerify},
-	"checkpoint": {"print the latest signed checkpoint; keep a copy off the PC", runAuditCheckpoint},
-	"prove":      {"print the inclusion proof of entry N: --seq N [--dir DIR]", runAuditProve},
-	"key":        {"print the verifier key of the log's signing key", runAuditKey},
+var auditCommands = map[string]command{
+	"list":       {"list", "print entries, oldest first: [--since T] [--until T] [--kind K,…] [--field KEY=VALUE] [--json]", runAuditList},
+	"verify":     {"verify", "check every entry and checkpoint: [--trusted FILE] [--verifier KEY]", runAuditVerify},
+	"checkpoint": {"checkpoint", "print the latest signed checkpoint; keep a copy off the PC", runAuditCheckpoint},
+	"prove":      {"prove", "print the inclusion proof of entry N: --seq N [--dir DIR]", runAuditProve},
+	"key":        {"key", "print the verifier key of the log's signing key", runAuditKey},
 }
 
 func runAudit(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		auditUsage(e.stderr)
-		return usagef("audit needs a subcommand")
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		auditUsage(e.stdout)
-		return nil
-	}
-	c, ok := auditCommands[args[0]]
-	if !ok {
-		auditUsage(e.stderr)
-		return usagef("unknown audit subcommand %q", args[0])
-	}
-	return c.run(ctx, e, args[1:])
-}
-
-func auditUsage(w io.Writer) {
-	names := make([]string, 0, len(auditCommands))
-	for n := range auditCommands {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	fmt.Fprintln(w, "Usage: carrel audit <subcommand> [flags]\n\nSubcommands:")
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-11s %s\n", n, auditCommands[n].summary)
-	}
-	fmt.Fprintln(w, "\nEach takes --config FILE, or --db FILE to read a copy of audit.db directly.")
+	return group{name: "audit", subs: auditCommands,
+		note: "Each takes --config FILE, or --db FILE to read a copy of audit.db directly."}.run(ctx, e, args)
 }
 
 // auditLogFlags are the flags every subcommand that reads the log takes.

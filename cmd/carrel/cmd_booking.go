@@ -17,20 +17,16 @@ func init() {
 	register(command{name: "booking", summary: "start, end or list bookings through the running service (start|end|list)", run: runBooking})
 }
 
+// bookingCommands are the subcommands of `carrel booking`; they talk to the
+// running service through its local API.
+var bookingCommands = map[string]command{
+	"start": {"start", "start a booking: --ref REF [--patron CARD] [--planned-end TIME]", runBookingStart},
+	"end":   {"end", "end a booking: --ref REF", runBookingEnd},
+	"list":  {"list", "list bookings overlapping a window: [--from T] [--to T] [--format table|csv|json]", runBookingList},
+}
+
 func runBooking(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("booking needs a subcommand: start, end or list")
-	}
-	switch args[0] {
-	case "start":
-		return runBookingStart(ctx, e, args[1:])
-	case "end":
-		return runBookingEnd(ctx, e, args[1:])
-	case "list":
-		return runBookingList(ctx, e, args[1:])
-	default:
-		return usagef("unknown booking subcommand %q: want start, end or list", args[0])
-	}
+	return group{name: "booking", subs: bookingCommands}.run(ctx, e, args)
 }
 
 type bookingStartOptions struct {

@@ -16,23 +16,18 @@ func init() {
 	register(command{name: "config", summary: "check a config file, or print a commented default one (check|init)", run: runConfig})
 }
 
+var configCommands = map[string]command{
+	"check": {"check", "check a config file: every problem on a line of its own, exit 1 if any: [FILE]", runConfigCheck},
+	"init":  {"init", "print (or write with --out) the commented default config", runConfigInit},
+}
+
 func runConfig(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("config needs a subcommand: check [FILE] or init [--data-dir DIR]")
-	}
-	switch args[0] {
-	case "check":
-		return runConfigCheck(e, args[1:])
-	case "init":
-		return runConfigInit(e, args[1:])
-	default:
-		return usagef("unknown config subcommand %q: want check or init", args[0])
-	}
+	return group{name: "config", subs: configCommands}.run(ctx, e, args)
 }
 
 // runConfigCheck prints every problem, one per line with its key, and
 // exits 1; or says the file is valid and exits 0.
-func runConfigCheck(e *env, args []string) error {
+func runConfigCheck(_ context.Context, e *env, args []string) error {
 	fs := newFlagSet("config check", e)
 	path := configFlag(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -88,7 +83,7 @@ func runConfigCheck(e *env, args []string) error {
 
 // runConfigInit prints the commented default config, or writes it to a new
 // file (--out), as installers do with the PC id and recipient they were given.
-func runConfigInit(e *env, args []string) error {
+func runConfigInit(_ context.Context, e *env, args []string) error {
 	fs := newFlagSet("config init", e)
 	dataDir := fs.String("data-dir", "", "put the data folder and the API socket under `DIR` (for running without root)")
 	pcID := fs.String("pc-id", "", "set pc.id to `ID` (empty: the host name)")

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 
 	"github.com/carrel-lib/carrel/internal/capture"
 )
@@ -25,32 +24,7 @@ func init() {
 
 // runTraffic dispatches on args[0] through trafficCommands.
 func runTraffic(ctx context.Context, e *env, args []string) error {
-	if len(args) == 0 {
-		trafficUsage(e.stderr)
-		return usagef("traffic needs a subcommand")
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		trafficUsage(e.stdout)
-		return nil
-	}
-	c, ok := trafficCommands[args[0]]
-	if !ok {
-		trafficUsage(e.stderr)
-		return usagef("unknown traffic subcommand %q", args[0])
-	}
-	return c.run(ctx, e, args[1:])
-}
-
-func trafficUsage(w io.Writer) {
-	names := make([]string, 0, len(trafficCommands))
-	for n := range trafficCommands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	fmt.Fprintln(w, "Usage: carrel traffic <subcommand> [flags] [args]\n\nSubcommands:")
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, trafficCommands[n].summary)
-	}
+	return group{name: "traffic", subs: trafficCommands}.run(ctx, e, args)
 }
 
 // runTrafficDecode runs the metadata extractor over capture files and

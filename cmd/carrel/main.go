@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 )
@@ -150,18 +149,11 @@ func (e *hintError) Unwrap() error { return e.err }
 func (e *hintError) Hint() string  { return e.hint }
 
 func usage(w io.Writer) {
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var b strings.Builder
 	b.WriteString("carrel records PC booking times for public library PCs; it logs network traffic\n")
 	b.WriteString("only under a declared misuse case, sealed to the head librarian's key.\n\n")
 	b.WriteString("Usage: carrel <command> [flags] [args]\n\nCommands:\n")
-	for _, n := range names {
-		fmt.Fprintf(&b, "  %-10s %s\n", n, commands[n].summary)
-	}
+	writeCommands(&b, commands)
 	b.WriteString("\nEvery command takes --config FILE (default " + defaultConfigPath() + ").\n")
 	b.WriteString("Run `carrel <command> --help` for its flags.\n\n")
 	b.WriteString("Exit codes:\n")
