@@ -32,6 +32,9 @@ var (
 	winOnce sync.Once
 	winExe  string
 	winErr  error
+
+	debMu sync.Mutex
+	debs  = map[Version]string{} // built by buildDeb
 )
 
 // Versions of the packages under test: the upgrade goes from one to two.
@@ -91,15 +94,23 @@ func windowsExe(t *testing.T) string {
 	return winExe
 }
 
-// buildDeb packages the test binary as version v into a fresh folder.
+// buildDeb packages the test binary as version v, once per version: the
+// xz compression takes seconds, and the tests only read the package.
 func buildDeb(t *testing.T, v Version) string {
 	t.Helper()
 	testenv.NeedTool(t, "dpkg-deb")
-	deb, err := Deb(DebOptions{Binary: linuxBinary(t), Version: v, Maintainer: "carrel tests <tests@carrel-lib.invalid>",
-		Date: testDate, RepoRoot: repoRoot(t), OutDir: t.TempDir()})
+	bin := linuxBinary(t)
+	debMu.Lock()
+	defer debMu.Unlock()
+	if deb, ok := debs[v]; ok {
+		return deb
+	}
+	deb, err := Deb(DebOptions{Binary: bin, Version: v, Maintainer: "carrel tests <tests@carrel-lib.invalid>",
+		Date: testDate, RepoRoot: repoRoot(t), OutDir: filepath.Join(workDir, "debs")})
 	if err != nil {
 		t.Fatal(err)
 	}
+	debs[v] = deb
 	return deb
 }
 
