@@ -23,8 +23,7 @@ func sealDemo(t *testing.T, dataDir string) []seal.Segment {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.Open(filepath.Join(dataDir, "audit.db"), audit.Options{
-		Origin: "carrel/pc-e2e", KeyPath: filepath.Join(dataDir, "audit.key")})
+	log, err := audit.OpenIn(dataDir, "pc-e2e", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

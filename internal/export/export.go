@@ -21,12 +21,8 @@ import (
 	"github.com/carrel-lib/carrel/internal/seal"
 )
 
-// Files of the data folder the export reads. They are the daemon's names.
-const (
-	bookingsFile = "bookings.db"
-	auditFile    = "audit.db"
-	auditKeyFile = "audit.key"
-)
+// bookingsFile is the register in the data folder; the daemon's name.
+const bookingsFile = "bookings.db"
 
 // Result says what an export made.
 type Result struct {
@@ -140,9 +136,7 @@ type exporter struct {
 func (x *exporter) open(ctx context.Context) error {
 	dir := x.cfg.Storage.DataDir
 	var err error
-	x.log, err = audit.Open(filepath.Join(dir, auditFile), audit.Options{
-		Origin: "carrel/" + x.cfg.PC.ID, KeyPath: filepath.Join(dir, auditKeyFile), Now: x.o.Now,
-	})
+	x.log, err = audit.OpenIn(dir, x.cfg.PC.ID, x.o.Now)
 	if err != nil {
 		return fmt.Errorf("opening the audit log: %w", err)
 	}

@@ -157,8 +157,7 @@ func openFixture(t testing.TB, root string) *fixture {
 func (f *fixture) openStores() {
 	f.t.Helper()
 	var err error
-	f.log, err = audit.Open(filepath.Join(f.dataDir, auditFile), audit.Options{
-		Origin: "carrel/pc-01", KeyPath: filepath.Join(f.dataDir, auditKeyFile), Now: f.clock})
+	f.log, err = audit.OpenIn(f.dataDir, "pc-01", f.clock)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,9 +38,7 @@ func TestMain(m *testing.M) {
 
 // openAudit opens the real audit log in the data folder, as the service does.
 func openAudit(dataDir string) (*audit.Log, error) {
-	return audit.Open(filepath.Join(dataDir, "audit.db"), audit.Options{
-		Origin: "carrel/crash-test", KeyPath: filepath.Join(dataDir, "audit.key"),
-	})
+	return audit.OpenIn(dataDir, "crash-test", nil)
 }
 
 func crashRecord(i int) []byte { return fmt.Appendf(nil, "rec %08d %s\n", i, strings.Repeat("p", 200)) }
