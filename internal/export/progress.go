@@ -46,50 +46,28 @@ func newMeter(fn func(Progress), now func() time.Time) *meter {
 }
 
 func (m *meter) setTotals(files int, bytes int64) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	m.p.FilesTotal, m.p.BytesTotal = files, bytes
-	m.mu.Unlock()
-	m.report(true)
+	m.update(true, func(p *Progress) { p.FilesTotal, p.BytesTotal = files, bytes })
 }
 
-func (m *meter) addBytes(n int64) {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	m.p.Bytes += n
-	m.mu.Unlock()
-	m.report(false)
-}
+func (m *meter) addBytes(n int64) { m.update(false, func(p *Progress) { p.Bytes += n }) }
 
 func (m *meter) fileDone() {
+	m.update(false, func(p *Progress) {
+		p.Files++
+		p.FilesTotal = max(p.FilesTotal, p.Files)
+	})
+}
+
+func (m *meter) done() { m.update(true, func(p *Progress) { p.Done = true }) }
+
+// update changes the counts and reports them, unless the last report was
+// less than reportEvery ago and force is false.
+func (m *meter) update(force bool, change func(*Progress)) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
-	m.p.Files++
-	if m.p.Files > m.p.FilesTotal {
-		m.p.FilesTotal = m.p.Files
-	}
-	m.mu.Unlock()
-	m.report(false)
-}
-
-func (m *meter) done() {
-	if m == nil {
-		return
-	}
-	m.mu.Lock()
-	m.p.Done = true
-	m.mu.Unlock()
-	m.report(true)
-}
-
-func (m *meter) report(force bool) {
-	m.mu.Lock()
+	change(&m.p)
 	t := m.now()
 	if !force && t.Sub(m.last) < reportEvery {
 		m.mu.Unlock()
