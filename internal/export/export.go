@@ -62,7 +62,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Actor == "" {
 		o.Actor = "export"
 	}
-	ids, err := seal.LoadIdentities(o.IdentityFile)
+	keys, err := seal.LoadIdentities(o.IdentityFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the head librarian's identity: %w", err)
 	}
@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("this PC is %s, which the order does not name (%s): its bookings and traffic are not part of it; run the export on the PCs it names",
 			pc, strings.Join(o.PCs, ", "))
 	}
-	x := &exporter{o: o, ids: ids, cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}, startSeq: -1}
+	x := &exporter{o: o, ids: identities(keys), cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}, startSeq: -1}
 	defer x.close()
 	if err := x.open(ctx); err != nil {
 		return nil, err
@@ -115,7 +115,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // exporter holds one export's state.
 type exporter struct {
 	o   Options
-	ids []*age.X25519Identity
+	ids []age.Identity
 	cfg *config.Config
 	win Window
 
@@ -245,7 +245,7 @@ func (x *exporter) checkIdentity() error {
 		if err != nil {
 			return fmt.Errorf("segment %s: %w", s.Name, err)
 		}
-		_, err = age.Decrypt(f, x.identities()...)
+		_, err = age.Decrypt(f, x.ids...)
 		f.Close()
 		if err != nil {
 			return identityError(s.Name, x.o.IdentityFile, err)
@@ -254,10 +254,11 @@ func (x *exporter) checkIdentity() error {
 	return nil
 }
 
-func (x *exporter) identities() []age.Identity {
-	out := make([]age.Identity, len(x.ids))
-	for i, id := range x.ids {
-		out[i] = id
+// identities turns the keys seal reads into what age.Decrypt takes.
+func identities(keys []*age.X25519Identity) []age.Identity {
+	out := make([]age.Identity, len(keys))
+	for i, k := range keys {
+		out[i] = k
 	}
 	return out
 }

@@ -21,15 +21,11 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 func loadIDs(t testing.TB, path string) []age.Identity {
 	t.Helper()
-	ids, err := seal.LoadIdentities(path)
+	keys, err := seal.LoadIdentities(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]age.Identity, len(ids))
-	for i, id := range ids {
-		out[i] = id
-	}
-	return out
+	return identities(keys)
 }
 
 // TestExportGolden exports the standard fixture, verifies the bundle with

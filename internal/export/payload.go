@@ -91,7 +91,7 @@ func (x *exporter) writeSegment(s seal.Segment) (SegmentJSON, error) {
 		ws[i] = outs[i]
 	}
 	ct := io.TeeReader(&countReader{r: f, m: x.bag.progress}, sealed)
-	plain, err := age.Decrypt(ct, x.identities()...)
+	plain, err := age.Decrypt(ct, x.ids...)
 	if err != nil {
 		return sj, x.segmentError(s, sealed, ct, identityError(s.Name, x.o.IdentityFile, err))
 	}
