@@ -19,6 +19,7 @@ import (
 	"github.com/carrel-lib/carrel/installer"
 	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/svc"
+	"golang.org/x/mod/semver"
 )
 
 // Where the .deb puts carrel. The unit's ExecStart, the maintainer scripts
@@ -274,31 +275,11 @@ func elfFacts(bin string) (arch, libc string, err error) {
 	}
 	need := "2.2.5" // the oldest amd64 glibc symbol version
 	for _, s := range syms {
-		if v, ok := strings.CutPrefix(s.Version, "GLIBC_"); ok && versionLess(need, v) {
+		// glibc versions are semver's short forms (2.2.5, 2.34); GLIBC_PRIVATE,
+		// not a version, is never greater.
+		if v, ok := strings.CutPrefix(s.Version, "GLIBC_"); ok && semver.Compare("v"+need, "v"+v) < 0 {
 			need = v
 		}
 	}
 	return arch, "libc6 (>= " + need + ")", nil
-}
-
-// versionLess compares dotted numbers; a part that is not a number
-// (GLIBC_PRIVATE) is never greater.
-func versionLess(a, b string) bool {
-	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
-	for i := range max(len(pa), len(pb)) {
-		var x, y int
-		if i < len(pa) {
-			x, _ = strconv.Atoi(pa[i])
-		}
-		if i < len(pb) {
-			var err error
-			if y, err = strconv.Atoi(pb[i]); err != nil {
-				return false
-			}
-		}
-		if x != y {
-			return x < y
-		}
-	}
-	return false
 }
