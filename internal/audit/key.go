@@ -41,40 +41,38 @@ func Fingerprint(verifierKey string) []byte {
 
 // loadOrCreateKey reads the key at path, or creates one named name when
 // there is none.
-func loadOrCreateKey(path, name string) (k signingKey, err error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		skey, _, err := note.GenerateKey(rand.Reader, name)
-		if err != nil {
-			return k, fmt.Errorf("generating audit signing key: %w", err)
-		}
-		if err := writePrivateFile(path, []byte(skey+"\n")); err != nil {
-			return k, fmt.Errorf("writing audit signing key %q: %w", path, err)
-		}
-		return parseSigningKey(skey)
+func loadOrCreateKey(path, name string) (signingKey, error) {
+	k, err := readSigningKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return k, err
 	}
+	skey, _, err := note.GenerateKey(rand.Reader, name)
 	if err != nil {
-		return k, fmt.Errorf("reading audit signing key: %w", err)
+		return k, fmt.Errorf("generating audit signing key: %w", err)
 	}
-	k, err = parseSigningKey(string(bytes.TrimRight(b, "\r\n")))
-	if err != nil {
-		return k, fmt.Errorf("audit signing key %q: %w", path, err)
+	if err := writePrivateFile(path, []byte(skey+"\n")); err != nil {
+		return k, fmt.Errorf("writing audit signing key %q: %w", path, err)
 	}
-	return k, nil
+	return parseSigningKey(skey)
 }
 
 // ReadVerifierKey returns the verifier key of the signing key file at path,
 // for `carrel audit key`.
 func ReadVerifierKey(path string) (string, error) {
+	k, err := readSigningKey(path)
+	return k.verifier, err
+}
+
+func readSigningKey(path string) (signingKey, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("reading audit signing key: %w", err)
+		return signingKey{}, fmt.Errorf("reading audit signing key: %w", err)
 	}
 	k, err := parseSigningKey(string(bytes.TrimRight(b, "\r\n")))
 	if err != nil {
-		return "", fmt.Errorf("audit signing key %q: %w", path, err)
+		return k, fmt.Errorf("audit signing key %q: %w", path, err)
 	}
-	return k.verifier, nil
+	return k, nil
 }
 
 // parseSigningKey derives the verifier from a signer key: the note package
