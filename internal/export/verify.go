@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	"filippo.io/age"
+
+	"github.com/carrel-lib/carrel/internal/seal"
 )
 
 // ErrBadBag is what every verification failure matches.
@@ -289,7 +291,7 @@ func checkSegment(fsys fs.FS, bag *Bag, c *content, ids []age.Identity, p string
 	}
 	plain, err := age.Decrypt(f, ids...)
 	if err == nil {
-		n, _ := parseName(name)
+		n, _ := seal.ParseName(name)
 		_, err = restrict(n.Format, name, plain, c.win, ws)
 	}
 	f.Close()

@@ -5,13 +5,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
-
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/carrel-lib/carrel/internal/audit"
-	"github.com/carrel-lib/carrel/internal/seal"
 )
 
 // checkContent checks what makes the bag carrel's evidence rather than any
@@ -262,6 +260,3 @@ func checkCustody(fsys fs.FS, bag *Bag, order string, win Window) error {
 	}
 	return nil
 }
-
-// parseName is seal.ParseName, for the decryption check.
-func parseName(s string) (seal.Name, error) { return seal.ParseName(s) }
