@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -66,38 +65,9 @@ func newPCLab(t *testing.T) *pcLab {
 func startServiceIn(t *testing.T, cfgPath, ns string) *service {
 	t.Helper()
 	self, _ := os.Executable()
-	s := &service{cmd: exec.Command("ip", "netns", "exec", ns, self, "run", "--config", cfgPath), log: new(bytes.Buffer), done: make(chan error, 1)}
-	s.cmd.Env = append(os.Environ(), "CARREL_TEST_MAIN=1")
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("carrel log:\n%s", s.log)
-		}
-	})
-	c := api.NewClient(filepath.Join(filepath.Dir(cfgPath), "data", "api.sock"))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, err := c.Status(context.Background()); err == nil {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("carrel run not ready\n%s", s.log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	cmd := exec.Command("ip", "netns", "exec", ns, self, "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "CARREL_TEST_MAIN=1")
+	return launch(t, cmd, cfgPath)
 }
 
 // traffic makes real DNS, HTTP and TLS requests from the PC.

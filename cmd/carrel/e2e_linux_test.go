@@ -29,7 +29,15 @@ type service struct {
 
 func startService(t *testing.T, cfgPath string) *service {
 	t.Helper()
-	s := &service{cmd: carrelCmd(t, "run", "--config", cfgPath), log: new(bytes.Buffer), done: make(chan error, 1)}
+	return launch(t, carrelCmd(t, "run", "--config", cfgPath), cfgPath)
+}
+
+// launch starts cmd, a `carrel run` on cfgPath, and waits until its API
+// answers. Cleanup stops it (SIGTERM, then SIGKILL) and shows its log when
+// the test failed.
+func launch(t *testing.T, cmd *exec.Cmd, cfgPath string) *service {
+	t.Helper()
+	s := &service{cmd: cmd, log: new(bytes.Buffer), done: make(chan error, 1)}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -37,8 +45,16 @@ func startService(t *testing.T, cfgPath string) *service {
 	go func() { s.done <- s.cmd.Wait() }()
 	t.Cleanup(func() {
 		if s.cmd.ProcessState == nil {
-			s.cmd.Process.Kill()
-			<-s.done
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+			case <-time.After(10 * time.Second):
+				s.cmd.Process.Kill()
+				<-s.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("carrel log:\n%s", s.log)
 		}
 	})
 	cfg, err := config.Load(cfgPath)
