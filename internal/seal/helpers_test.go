@@ -137,7 +137,13 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	e := &env{t: t, dataDir: t.TempDir(), rec: newRecorder(t), clock: newClock(), key: newKeypair(t)}
+	return newEnvIn(t, t.TempDir())
+}
+
+// newEnvIn is newEnv with the data folder in dataDir.
+func newEnvIn(t testing.TB, dataDir string) *env {
+	t.Helper()
+	e := &env{t: t, dataDir: dataDir, rec: newRecorder(t), clock: newClock(), key: newKeypair(t)}
 	e.store = e.open()
 	t.Cleanup(func() { e.store.Close() })
 	return e

@@ -134,9 +134,7 @@ func incompressible(i, n int) []byte {
 }
 
 func TestDiskMarginOnARealFileSystem(t *testing.T) {
-	e := &env{t: t, dataDir: mountTmpfs(t, "8m"), rec: newRecorder(t), clock: newClock(), key: newKeypair(t)}
-	e.store = e.open()
-	defer e.store.Close()
+	e := newEnvIn(t, mountTmpfs(t, "8m"))
 	w := e.writer(seal.WriterOptions{Format: seal.PCAPNG, MaxSize: 1 << 20, MinFree: 2 << 20})
 	var accepted []byte
 	var err error
@@ -164,9 +162,7 @@ func TestDiskMarginOnARealFileSystem(t *testing.T) {
 }
 
 func TestFullDiskLosesOnlyTheOpenSegment(t *testing.T) {
-	e := &env{t: t, dataDir: mountTmpfs(t, "2m"), rec: newRecorder(t), clock: newClock(), key: newKeypair(t)}
-	e.store = e.open()
-	defer e.store.Close()
+	e := newEnvIn(t, mountTmpfs(t, "2m"))
 	w := e.writer(seal.WriterOptions{Format: seal.PCAPNG, MinFree: -1})
 	var first []byte
 	for i := range 300 { // ~450 KiB, sealed
