@@ -3,6 +3,7 @@ package seal_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,8 +124,7 @@ func BenchmarkAgeLibrary(b *testing.B) {
 		b.Run(r.name, func(b *testing.B) {
 			b.SetBytes(int64(len(r.rec)))
 			b.ReportAllocs()
-			var sink countingDiscard
-			w, err := age.Encrypt(&sink, k.id.Recipient())
+			w, err := age.Encrypt(io.Discard, k.id.Recipient())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -135,7 +135,3 @@ func BenchmarkAgeLibrary(b *testing.B) {
 		})
 	}
 }
-
-type countingDiscard struct{ n int64 }
-
-func (c *countingDiscard) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
