@@ -38,7 +38,7 @@ func auditFixture(t *testing.T) (string, string, *audit.Log) {
 	if err := os.WriteFile(cfg, []byte("version = 1\n[pc]\nid = \"pc-e2e\"\n[storage]\ndata_dir = '"+data+"'\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := audit.Open(filepath.Join(data, "audit.db"), audit.Options{Origin: "carrel/pc-e2e", KeyPath: filepath.Join(data, "audit.key")})
+	l, err := audit.OpenIn(data, "pc-e2e", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
