@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,7 +132,8 @@ func (d *Daemon) reject(ctx context.Context, bad *config.Config, err error) {
 		return // already reported; the poll sees the same broken file again
 	}
 	d.log.Error("config refused; the previous config stays in force", "err", err)
-	f := []audit.Field{audit.Text("problems", problemKeys(err)), audit.Int("count", int64(problemCount(err)))}
+	keys := problemKeys(err)
+	f := []audit.Field{audit.Text("problems", strings.Join(keys, ", ")), audit.Int("count", int64(len(keys)))}
 	if bad != nil {
 		f = append(f, audit.Hash("sha256", bad.SHA256[:]))
 	}
@@ -146,38 +148,23 @@ func (d *Daemon) reject(ctx context.Context, bad *config.Config, err error) {
 // problemKeys lists the keys and rules that failed, without the values that
 // the file held: audit entries carry no personal data, and a config value
 // may be a staff member's name.
-func problemKeys(err error) string {
+func problemKeys(err error) []string {
 	var ps config.Problems
 	var pe *config.PermissionError
+	var keys []string
 	switch {
-	case asProblems(err, &ps):
-		keys := make([]string, len(ps))
-		for i, p := range ps {
-			keys[i] = p.Key
+	case errors.As(err, &ps):
+		for _, p := range ps {
+			keys = append(keys, p.Key)
 		}
-		return strings.Join(keys, ", ")
-	case asPermission(err, &pe):
-		paths := make([]string, len(pe.Problems))
-		for i, p := range pe.Problems {
-			paths[i] = "permissions of " + p.Path
+	case errors.As(err, &pe):
+		for _, p := range pe.Problems {
+			keys = append(keys, "permissions of "+p.Path)
 		}
-		return strings.Join(paths, ", ")
 	default:
-		return "file could not be read"
+		keys = []string{"file could not be read"}
 	}
-}
-
-func problemCount(err error) int {
-	var ps config.Problems
-	var pe *config.PermissionError
-	switch {
-	case asProblems(err, &ps):
-		return len(ps)
-	case asPermission(err, &pe):
-		return len(pe.Problems)
-	default:
-		return 1
-	}
+	return keys
 }
 
 // warnRestart tells the operator about settings that only take effect when

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 
 	"github.com/carrel-lib/carrel/internal/api"
-	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/misuse"
 )
 
@@ -59,10 +57,6 @@ func fingerprint(secret []byte) []byte {
 }
 
 func shortHash(b []byte) string { return hex.EncodeToString(b)[:12] }
-
-func asProblems(err error, ps *config.Problems) bool { return errors.As(err, ps) }
-
-func asPermission(err error, pe **config.PermissionError) bool { return errors.As(err, pe) }
 
 func captureStatus(ts misuse.Status) *api.CaptureStatus {
 	cs := &api.CaptureStatus{On: ts.On, Case: ts.Case, Mode: ts.Mode, Interface: ts.Interface,
