@@ -58,6 +58,8 @@ type Controller struct {
 	retryAt   time.Time // earliest restart after a failure
 	retryWait time.Duration
 	seen      map[string]string // case id -> fingerprint of its last audited verdict
+	last      capture.Stats     // counts of the last capture that ended
+	failure   string            // why the last start failed or the last capture ended by itself
 
 	mu     sync.Mutex
 	cfg    *config.Config
@@ -188,7 +190,7 @@ func (c *Controller) start(ctx context.Context, cfg *config.Config, d Decision, 
 		c.record(ctx, audit.Event{Kind: audit.CaptureError, Actor: "service",
 			Fields: []audit.Field{audit.Token("case", auditCase(k.caseID)), audit.Text("why", err.Error())}})
 		c.backoff()
-		c.setReason(fmt.Sprintf("capture could not start: %v", err))
+		c.failure = fmt.Sprintf("capture could not start: %v", err)
 	}
 	if k.iface == "" {
 		fail(errors.New("no interface: set capture.interface (no default route was found)"))
@@ -242,9 +244,7 @@ func (c *Controller) stop(ctx context.Context, why string) {
 		audit.Token("case", auditCase(r.caseID)), audit.Token("why", why),
 		audit.Int("packets", int64(st.Packets)), audit.Int("drops", int64(st.KernelDrops))}})
 	c.checkpoint(ctx)
-	c.mu.Lock()
-	c.status.lastPackets, c.status.lastDrops = st.Packets, st.KernelDrops
-	c.mu.Unlock()
+	c.last = st
 }
 
 // engineStopped handles a capture that ended by itself: the quota was
@@ -267,11 +267,11 @@ func (c *Controller) engineStopped(ctx context.Context) {
 		// Space may come back (another program's files deleted): retry with
 		// backoff, and say why meanwhile.
 		c.backoff()
-		c.setReason("capture paused: free disk space is below the safety margin")
+		c.failure = "capture paused: free disk space is below the safety margin"
 	default:
 		c.record(ctx, audit.Event{Kind: audit.CaptureError, Actor: "service", Fields: []audit.Field{audit.Text("why", fmt.Sprint(err))}})
 		c.backoff()
-		c.setReason(fmt.Sprintf("capture stopped by an error: %v", err))
+		c.failure = fmt.Sprintf("capture stopped by an error: %v", err)
 	}
 	c.log.Error("traffic capture ended by itself", "why", why, "err", err)
 }
@@ -333,9 +333,6 @@ func fingerprint(cd CaseDecision, valid bool) string {
 	k := cd.Case
 	fmt.Fprintf(h, "%v|%q|%q|%q|%q|%q|%s|%s|%s|%s|%q|%q|%q|%d", valid, cd.Reason, k.ID, k.Reason, k.Category,
 		k.DeclaredBy+"\x00"+k.ApprovedBy, k.NoticePostedAt, k.Start, k.End, k.EndedAt, k.EndedBy, k.PCs, k.Mode, k.Snaplen)
-	if !valid {
-		fmt.Fprintf(h, "|%s", cd.Reason)
-	}
 	return fmt.Sprintf("%x", h.Sum(nil))
 }
 

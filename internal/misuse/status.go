@@ -20,9 +20,6 @@ type Status struct {
 	Segments  int   // sealed segments stored on this PC
 	Bytes     int64 // their size
 	Lost      int   // segments lost to a crash or a failed write, ever
-
-	lastPackets, lastDrops uint64
-	failure                string // why the last start failed
 }
 
 // CaseStatus is one case's verdict.
@@ -39,16 +36,23 @@ func (c *Controller) Status() Status {
 	return st
 }
 
-// publish stores the decision and counters for Status. Called from Run.
+// publish stores the decision and counters for Status. It runs on the Run
+// goroutine, which owns everything it reads but c.status.
 func (c *Controller) publish(d Decision) {
-	st := Status{Reason: d.Reason, Next: d.Next}
+	st := Status{Reason: d.Reason, Next: d.Next, Packets: c.last.Packets, Drops: c.last.KernelDrops}
 	for _, cd := range d.Cases {
 		st.Cases = append(st.Cases, CaseStatus{ID: cd.ID, State: string(cd.State), Reason: cd.Reason})
 	}
-	if r := c.running; r != nil {
+	switch r := c.running; {
+	case r != nil:
 		st.On, st.Case, st.Mode, st.Interface, st.Until = true, r.caseID, r.mode, r.iface, r.until
 		es := c.engine.Stats()
 		st.Packets, st.Drops = es.Packets, es.KernelDrops
+		c.failure = ""
+	case c.blocked != "":
+		st.Reason = c.blocked
+	case c.failure != "" && d.Capture:
+		st.Reason = c.failure
 	}
 	if c.store != nil {
 		if u, err := c.store.Usage(context.Background()); err == nil {
@@ -56,25 +60,6 @@ func (c *Controller) publish(d Decision) {
 		}
 	}
 	c.mu.Lock()
-	if !st.On {
-		st.Packets, st.Drops = c.status.lastPackets, c.status.lastDrops
-		if c.blocked != "" {
-			st.Reason = c.blocked
-		} else if c.status.failure != "" && d.Capture {
-			st.Reason = c.status.failure
-		}
-	}
-	st.lastPackets, st.lastDrops, st.failure = c.status.lastPackets, c.status.lastDrops, c.status.failure
-	if st.On {
-		st.failure = ""
-	}
 	c.status = st
-	c.mu.Unlock()
-}
-
-// setReason records why a capture that should run does not.
-func (c *Controller) setReason(why string) {
-	c.mu.Lock()
-	c.status.failure = why
 	c.mu.Unlock()
 }
