@@ -56,11 +56,12 @@ deb: ## build build/carrel_VERSION_amd64.deb: hardened binary, systemd unit, con
 	rm -f $(BUILD)/carrel_*.deb
 	$(GO) run ./installer/mkpkg deb $(PKGFLAGS) --date $(COMMIT_TIME) --maintainer '$(DEB_MAINTAINER)'
 
-msi: ## build build/carrel.msi with wixl; with SIGN_CERT=cert.pem SIGN_KEY=key.pem [SIGN_TIMESTAMP=url] also sign it
-	$(GO) run ./installer/mkpkg msi $(PKGFLAGS) $(if $(SIGN_CERT),--sign-cert '$(SIGN_CERT)' --sign-key '$(SIGN_KEY)') $(if $(SIGN_TIMESTAMP),--sign-timestamp '$(SIGN_TIMESTAMP)')
+msi: windows ## build build/carrel.msi (around build/carrel.exe) with wixl; with SIGN_CERT=cert.pem SIGN_KEY=key.pem [SIGN_TIMESTAMP=url] also sign it
+	$(GO) run ./installer/mkpkg msi $(PKGFLAGS) --exe $(BUILD)/carrel.exe $(if $(SIGN_CERT),--sign-cert '$(SIGN_CERT)' --sign-key '$(SIGN_KEY)') $(if $(SIGN_TIMESTAMP),--sign-timestamp '$(SIGN_TIMESTAMP)')
 
-windows: ## cross-compile build/carrel.exe for windows/amd64 (cgo with mingw)
-	GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BUILD)/carrel.exe ./cmd/carrel
+windows: ## cross-compile build/carrel.exe for windows/amd64 (cgo with mingw), with its version resource
+	$(GO) run ./installer/mkpkg winres --version '$(VERSION)' --commits $(COMMITS) --out $(abspath $(BUILD))/carrel-res.o
+	GOOS=windows GOARCH=amd64 CC=x86_64-w64-mingw32-gcc $(GO) build -trimpath -ldflags '$(LDFLAGS) -extldflags=$(abspath $(BUILD))/carrel-res.o' -o $(BUILD)/carrel.exe ./cmd/carrel
 
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./...); do \
