@@ -20,7 +20,7 @@ import (
 func TestTrafficRetention(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	log, err := audit.Open(filepath.Join(dir, "audit.db"), audit.Options{Origin: "carrel/pc-01", KeyPath: filepath.Join(dir, "audit.key")})
+	log, err := audit.OpenIn(dir, "pc-01", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
