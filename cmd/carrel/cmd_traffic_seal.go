@@ -142,11 +142,9 @@ func runTrafficRelease(ctx context.Context, e *env, args []string) error {
 	}
 	dataDir := cfg.Storage.DataDir
 	// ErrNoStore: nothing was ever sealed, so nothing is held.
-	probe, err := seal.Open(ctx, dataDir, seal.Options{})
-	if err != nil {
-		return storeError(err)
+	if err := seal.Exists(dataDir); err != nil {
+		return err
 	}
-	probe.Close()
 	// The same log the service writes; several processes may append to it.
 	log, err := audit.OpenIn(dataDir, cfg.PC.ID, nil)
 	if err != nil {

@@ -146,14 +146,9 @@ func (x *exporter) open(ctx context.Context) error {
 	}
 	// Only open the traffic store for writing holds when one exists:
 	// opening it with a Recorder would create an empty one.
-	probe, err := seal.Open(ctx, dir, seal.Options{})
-	if errors.Is(err, seal.ErrNoStore) {
+	if seal.Exists(dir) != nil {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	probe.Close()
 	x.store, err = seal.Open(ctx, dir, seal.Options{Recorder: x.log, Actor: x.o.Actor, Now: x.o.Now})
 	return err
 }

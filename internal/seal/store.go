@@ -66,8 +66,8 @@ func Open(ctx context.Context, dataDir string, opts Options) (*Store, error) {
 	dir := filepath.Join(dataDir, DirName)
 	if opts.Recorder == nil {
 		// Inspection creates nothing: no store means nothing was captured.
-		if _, err := os.Stat(filepath.Join(dir, indexName)); errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("%s: %w", dir, ErrNoStore)
+		if err := Exists(dataDir); err != nil {
+			return nil, err
 		}
 	}
 	if err := makePrivateDir(dir); err != nil {
@@ -157,9 +157,21 @@ func (s *Store) refreshStored(ctx context.Context) error {
 	return nil
 }
 
-// ErrNoStore: Open without a Recorder found no traffic store, so no traffic
-// was ever sealed under this data folder.
+// ErrNoStore: Open without a Recorder, or Exists, found no traffic store,
+// so no traffic was ever sealed under this data folder.
 var ErrNoStore = errors.New("no traffic store: nothing has been captured")
+
+// Exists returns nil when dataDir holds a traffic store and an error
+// matching ErrNoStore when it does not. It creates and opens nothing:
+// callers that must not create a store check it before Open with a
+// Recorder, which creates one.
+func Exists(dataDir string) error {
+	dir := filepath.Join(dataDir, DirName)
+	if _, err := os.Stat(filepath.Join(dir, indexName)); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: %w", dir, ErrNoStore)
+	}
+	return nil
+}
 
 // errInspectOnly is returned by operations that need an audit Recorder.
 var errInspectOnly = errors.New("traffic store opened without an audit log: inspection only")
