@@ -150,13 +150,6 @@ func nullTime(n sql.NullInt64) time.Time {
 	return time.Unix(0, n.Int64).UTC()
 }
 
-func nullNanos(t time.Time) sql.NullInt64 {
-	if t.IsZero() {
-		return sql.NullInt64{}
-	}
-	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}
-}
-
 // Usage is what the store holds, for `carrel status` and the quota.
 type Usage struct {
 	Segments int   // sealed segments on disk
