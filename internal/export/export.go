@@ -209,10 +209,7 @@ func (x *exporter) plan(ctx context.Context) error {
 			cases[c.ID] = true
 		}
 	}
-	for c := range cases {
-		x.cases = append(x.cases, c)
-	}
-	slices.Sort(x.cases)
+	x.cases = sortedKeys(cases)
 	return nil
 }
 
