@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -34,17 +36,30 @@ type wireRecord struct {
 	Response   *bool   `json:"response"`
 	SNI        *string `json:"sni"`
 	Host       *string `json:"host"`
+
+	// plain holds the values readPlain points the fields at, so that it
+	// allocates nothing per field.
+	plain struct {
+		str [12]string
+		u16 [2]uint16
+		u64 [4]uint64
+		b   bool
+	}
 }
 
 // DecodeJSON reads one line of the wire form (with or without its '\n')
 // back into a Record. Keys it does not know are ignored; a missing or
 // malformed required key is an error naming the key.
 func DecodeJSON(line []byte) (Record, error) {
+	line = bytes.TrimRight(line, "\r\n")
 	var w wireRecord
-	if err := json.Unmarshal(bytes.TrimRight(line, "\r\n"), &w); err != nil {
-		return Record{}, fmt.Errorf("decoding record: %w", err)
+	if !w.readPlain(line) {
+		w = wireRecord{}
+		if err := json.Unmarshal(line, &w); err != nil {
+			return Record{}, fmt.Errorf("decoding record: %w", err)
+		}
 	}
-	d := decoder{w: &w}
+	var d decoder
 	var r Record
 	switch k := d.str("kind", w.Kind); k {
 	case "flow":
@@ -108,9 +123,122 @@ func DecodeJSON(line []byte) (Record, error) {
 
 var errMissing = errors.New("missing")
 
+// readPlain fills w from line when line is written as AppendJSON writes
+// it: no whitespace, every key spelled exactly as its tag, strings of
+// printable ASCII without escapes, numbers as plain unsigned integers. On
+// such a line encoding/json would set exactly the same fields (a repeated
+// key, too, keeps its last value), so the result is the same, several
+// times faster: an export decodes every record it holds. Anything else
+// (escapes, a key it does not know, a malformed value) makes it report
+// false, and encoding/json reads the line instead.
+func (w *wireRecord) readPlain(line []byte) bool {
+	if len(line) < 2 || line[0] != '{' || line[len(line)-1] != '}' {
+		return false
+	}
+	s := string(line[1 : len(line)-1]) // one copy; the string fields are slices of it
+	for s != "" {
+		// No known key holds a '"', so the first '":' ends the key.
+		key, rest, ok := strings.Cut(s, `":`)
+		if !ok || key == "" || key[0] != '"' {
+			return false
+		}
+		key, s = key[1:], rest
+		var v string
+		quoted := strings.HasPrefix(s, `"`)
+		if quoted {
+			if v, s, ok = strings.Cut(s[1:], `"`); !ok {
+				return false
+			}
+			for i := 0; i < len(v); i++ {
+				if v[i] < 0x20 || v[i] > 0x7e || v[i] == '\\' {
+					return false
+				}
+			}
+		} else {
+			end := strings.IndexByte(s, ',')
+			if end < 0 {
+				end = len(s)
+			}
+			v, s = s[:end], s[end:]
+		}
+		switch key {
+		case "kind":
+			w.Kind, ok = plainString(&w.plain.str[0], v, quoted)
+		case "ts":
+			w.TS, ok = plainString(&w.plain.str[1], v, quoted)
+		case "proto":
+			w.Proto, ok = plainString(&w.plain.str[2], v, quoted)
+		case "src":
+			w.Src, ok = plainString(&w.plain.str[3], v, quoted)
+		case "sport":
+			w.SrcPort, ok = plainUint(&w.plain.u16[0], v, quoted)
+		case "dst":
+			w.Dst, ok = plainString(&w.plain.str[4], v, quoted)
+		case "dport":
+			w.DstPort, ok = plainUint(&w.plain.u16[1], v, quoted)
+		case "first":
+			w.First, ok = plainString(&w.plain.str[5], v, quoted)
+		case "last":
+			w.Last, ok = plainString(&w.plain.str[6], v, quoted)
+		case "src_packets":
+			w.SrcPackets, ok = plainUint(&w.plain.u64[0], v, quoted)
+		case "src_bytes":
+			w.SrcBytes, ok = plainUint(&w.plain.u64[1], v, quoted)
+		case "dst_packets":
+			w.DstPackets, ok = plainUint(&w.plain.u64[2], v, quoted)
+		case "dst_bytes":
+			w.DstBytes, ok = plainUint(&w.plain.u64[3], v, quoted)
+		case "name":
+			w.Name, ok = plainString(&w.plain.str[7], v, quoted)
+		case "qtype":
+			w.QType, ok = plainString(&w.plain.str[8], v, quoted)
+		case "rcode":
+			w.RCode, ok = plainString(&w.plain.str[9], v, quoted)
+		case "response":
+			if ok = !quoted && (v == "true" || v == "false"); ok {
+				w.plain.b = v == "true"
+				w.Response = &w.plain.b
+			}
+		case "sni":
+			w.SNI, ok = plainString(&w.plain.str[10], v, quoted)
+		case "host":
+			w.Host, ok = plainString(&w.plain.str[11], v, quoted)
+		default:
+			ok = false
+		}
+		if !ok {
+			return false
+		}
+		if s != "" {
+			if s[0] != ',' || len(s) == 1 {
+				return false
+			}
+			s = s[1:]
+		}
+	}
+	return true
+}
+
+func plainString(p *string, v string, quoted bool) (*string, bool) {
+	*p = v
+	return p, quoted
+}
+
+// plainUint reads a JSON number that is a plain unsigned integer and fits T.
+func plainUint[T uint16 | uint64](p *T, v string, quoted bool) (*T, bool) {
+	if quoted || len(v) > 1 && v[0] == '0' { // JSON allows no leading zero
+		return nil, false
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || uint64(T(n)) != n {
+		return nil, false
+	}
+	*p = T(n)
+	return p, true
+}
+
 // decoder keeps the first problem so DecodeJSON reads straight through.
 type decoder struct {
-	w   *wireRecord
 	err error
 }
 

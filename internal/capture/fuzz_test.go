@@ -2,9 +2,11 @@ package capture
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/gopacket/gopacket/layers"
@@ -88,9 +90,29 @@ func FuzzPacket(f *testing.F) {
 }
 
 // FuzzDecodeJSON: whatever DecodeJSON accepts re-encodes to a form that
-// decodes to the same record.
+// decodes to the same record; and wherever readPlain takes a line, it
+// reads what encoding/json reads.
 func FuzzDecodeJSON(f *testing.F) {
+	tail := `,"ts":"2024-05-01T10:00:00Z","proto":"tcp","src":"10.0.0.1","sport":1,"dst":"10.0.0.2","dport":2,"sni":"a"}`
+	for _, head := range []string{`{"kind":"tls"`, `{"kind":"http","kind":"tls"`, `{"Kind":"tls"`, `{"kind":null,"kind":"tls"`, `{"kind":"t\u006cs"`} {
+		f.Add([]byte(head + tail))
+	}
+	f.Add([]byte(`{"kind":"tls","sport":01}`))
+	f.Add([]byte(`{"kind":"tls","sport":70000}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
+		line = bytes.TrimRight(line, "\r\n")
+		var plain, slow wireRecord
+		if plain.readPlain(line) {
+			if err := json.Unmarshal(line, &slow); err != nil {
+				t.Fatalf("readPlain took %s, encoding/json refuses it: %v", line, err)
+			}
+			pv, sv := reflect.ValueOf(plain), reflect.ValueOf(slow)
+			for i := range pv.NumField() {
+				if f := pv.Type().Field(i); f.IsExported() && !reflect.DeepEqual(pv.Field(i).Interface(), sv.Field(i).Interface()) {
+					t.Fatalf("%s: readPlain read %s as %v, encoding/json as %v", line, f.Name, reflect.Indirect(pv.Field(i)), reflect.Indirect(sv.Field(i)))
+				}
+			}
+		}
 		r, err := DecodeJSON(line)
 		if err != nil {
 			return
