@@ -34,11 +34,19 @@ func appendRCode(b []byte, c uint8) []byte {
 	return strconv.AppendUint(append(b, "RCODE"...), uint64(c), 10)
 }
 
+// qtypeByName reverses qtypeNames for the decoder, which reads a type
+// per DNS record.
+var qtypeByName = func() map[string]uint16 {
+	m := make(map[string]uint16, len(qtypeNames))
+	for t, n := range qtypeNames {
+		m[n] = t
+	}
+	return m
+}()
+
 func parseQType(s string) (uint16, bool) {
-	for k, v := range qtypeNames {
-		if v == s {
-			return k, true
-		}
+	if t, ok := qtypeByName[s]; ok {
+		return t, true
 	}
 	if n, ok := strings.CutPrefix(s, "TYPE"); ok {
 		v, err := strconv.ParseUint(n, 10, 16)
