@@ -126,12 +126,8 @@ func TestTrafficListAndRelease(t *testing.T) {
 }
 
 func hasField(e audit.Entry, key, value string) bool {
-	for _, f := range e.Fields {
-		if f.Key == key && f.Value == value {
-			return true
-		}
-	}
-	return false
+	v, ok := e.Value(key)
+	return ok && v == value
 }
 
 func TestTrafficListWithoutStoreAndUsage(t *testing.T) {

@@ -373,12 +373,8 @@ func TestG2CaptureOnlyUnderValidCase(t *testing.T) {
 }
 
 func field(e audit.Entry, key string) string {
-	for _, f := range e.Fields {
-		if f.Key == key {
-			return f.Value
-		}
-	}
-	return ""
+	v, _ := e.Value(key)
+	return v
 }
 
 // TestQuotaStopsCapture: when sealed traffic reaches capture.max_bytes,

@@ -281,6 +281,16 @@ type entryJSON struct {
 	Fields map[string]string `json:"fields"`
 }
 
+// Value returns the value of e's field key, and whether e has that field.
+func (e Entry) Value(key string) (string, bool) {
+	for _, f := range e.Fields {
+		if f.Key == key {
+			return f.Value, true
+		}
+	}
+	return "", false
+}
+
 // MarshalJSON writes e for scripts and reports. It is not the hashed form.
 func (e Entry) MarshalJSON() ([]byte, error) {
 	j := entryJSON{Seq: e.Seq, Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: e.Kind, Actor: e.Actor,

@@ -197,15 +197,8 @@ func signingKeyRecorded(e Entry) (string, bool) {
 	if e.Kind != KeyCreated {
 		return "", false
 	}
-	var key, fp string
-	for _, f := range e.Fields {
-		switch f.Key {
-		case "key":
-			key = f.Value
-		case "fingerprint":
-			fp = f.Value
-		}
-	}
+	key, _ := e.Value("key")
+	fp, _ := e.Value("fingerprint")
 	return fp, key == "audit-signing" && fp != ""
 }
 

@@ -120,12 +120,8 @@ func entries(t *testing.T, dir string, kinds ...audit.Kind) []audit.Entry {
 }
 
 func field(e audit.Entry, key string) string {
-	for _, f := range e.Fields {
-		if f.Key == key {
-			return f.Value
-		}
-	}
-	return ""
+	v, _ := e.Value(key)
+	return v
 }
 
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {

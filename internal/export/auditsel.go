@@ -70,7 +70,7 @@ func selectEntries(ctx context.Context, log *audit.Log, s auditSelection) ([]aud
 	}
 	if len(s.segments) > 0 {
 		err := log.Each(ctx, audit.Query{Kinds: []audit.Kind{audit.SegmentSealed, audit.SegmentLost}}, func(e audit.Entry) error {
-			if name, ok := fieldValue(e, "name"); ok && s.segments[name] {
+			if name, ok := e.Value("name"); ok && s.segments[name] {
 				picked[e.Seq] = e
 			}
 			return nil
@@ -85,16 +85,6 @@ func selectEntries(ctx context.Context, log *audit.Log, s auditSelection) ([]aud
 	}
 	slices.SortFunc(out, func(a, b audit.Entry) int { return int(a.Seq - b.Seq) })
 	return out, nil
-}
-
-// fieldValue returns the value of the entry's field key.
-func fieldValue(e audit.Entry, key string) (string, bool) {
-	for _, f := range e.Fields {
-		if f.Key == key {
-			return f.Value, true
-		}
-	}
-	return "", false
 }
 
 // Audit file names in the bundle. The entry and proof of sequence number N

@@ -137,7 +137,7 @@ func TestRunFailureLeavesNoBundle(t *testing.T) {
 				t.Errorf("audit entries after a failed export: %v; want export.start … export.fail", kinds)
 			}
 			es, _ := f.log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.ExportFail}})
-			why, _ := fieldValue(es[len(es)-1], "why")
+			why, _ := es[len(es)-1].Value("why")
 			if strings.Contains(why, "injected") || strings.Contains(why, "RET-2026") {
 				t.Errorf("export.fail why = %q: it must not quote the error or the order", why)
 			}
@@ -176,7 +176,7 @@ func TestRunDiskFull(t *testing.T) {
 	if len(es) != 1 {
 		t.Fatalf("%d export.fail entries; want 1", len(es))
 	}
-	if why, _ := fieldValue(es[0], "why"); !strings.Contains(why, "no space left on the device") {
+	if why, _ := es[0].Value("why"); !strings.Contains(why, "no space left on the device") {
 		t.Errorf("export.fail why = %q; want it to say the disk was full", why)
 	}
 }
@@ -341,7 +341,7 @@ func TestRunCancelled(t *testing.T) {
 	}
 	assertNothingLeft(t, out)
 	es, _ := f.log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.ExportFail}})
-	if why, _ := fieldValue(es[len(es)-1], "why"); !strings.HasSuffix(why, "cancelled") {
+	if why, _ := es[len(es)-1].Value("why"); !strings.HasSuffix(why, "cancelled") {
 		t.Errorf("export.fail why = %q; want cancelled", why)
 	}
 }

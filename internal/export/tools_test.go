@@ -136,7 +136,7 @@ func TestExportRunsBesideService(t *testing.T) {
 		t.Fatal(err)
 	}
 	tag, _ := os.ReadFile(filepath.Join(out, "tagmanifest-sha256.txt"))
-	if v, _ := fieldValue(end, "tagmanifest_sha256"); end.Kind != "export.end" || v != sha256hex(tag) || v != res.TagSHA256 {
+	if v, _ := end.Value("tagmanifest_sha256"); end.Kind != "export.end" || v != sha256hex(tag) || v != res.TagSHA256 {
 		t.Errorf("export.end = %+v; want tagmanifest_sha256 %s", end, sha256hex(tag))
 	}
 	rep, err := VerifyDir(out, VerifyOptions{})

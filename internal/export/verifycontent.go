@@ -161,18 +161,18 @@ func checkEntries(fsys fs.FS, bag *Bag, cp []byte, key, order string, win Window
 		rep.Entries++
 		switch e.Kind {
 		case audit.SegmentSealed:
-			name, _ := fieldValue(e, "name")
-			sum, _ := fieldValue(e, "sha256")
-			size, _ := fieldValue(e, "size")
+			name, _ := e.Value("name")
+			sum, _ := e.Value("sha256")
+			size, _ := e.Value("size")
 			n, _ := strconv.ParseInt(size, 10, 64)
 			sealed[name] = sealedEntry{sha256: sum, size: n}
 		case audit.ExportStart:
-			sum, _ := fieldValue(e, "order_sha256")
+			sum, _ := e.Value("order_sha256")
 			if sum != hex.EncodeToString(orderSum[:]) {
 				continue
 			}
-			from, _ := fieldValue(e, "from")
-			to, _ := fieldValue(e, "to")
+			from, _ := e.Value("from")
+			to, _ := e.Value("to")
 			if !sameTime(from, win.From) || !sameTime(to, win.To) {
 				return nil, false, bad(p, "export.start was for the window %s – %s, bag-info.txt says %s – %s",
 					from, to, win.From.Format(timeLayout), win.To.Format(timeLayout))

@@ -194,10 +194,8 @@ func crashOnce(t *testing.T, key keypair) {
 	}
 	count := map[string]int{}
 	for _, en := range audited {
-		for _, f := range en.Fields {
-			if f.Key == "name" {
-				count[string(en.Kind)+" "+f.Value]++
-			}
+		if name, ok := en.Value("name"); ok {
+			count[string(en.Kind)+" "+name]++
 		}
 	}
 	for _, seg := range segs {
