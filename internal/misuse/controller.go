@@ -340,14 +340,13 @@ func fingerprint(cd CaseDecision, valid bool) string {
 // with no case ever in force there is nothing to recover, and creating the
 // store would write under traffic/ (G1).
 func (c *Controller) openExistingStore(ctx context.Context) error {
-	probe, err := seal.Open(ctx, c.opts.DataDir, seal.Options{}) // inspection only: creates nothing
+	err := seal.Exists(c.opts.DataDir) // creates nothing
 	if errors.Is(err, seal.ErrNoStore) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	probe.Close()
 	return c.openStore(ctx)
 }
 
