@@ -4,23 +4,16 @@ package main
 
 import (
 	"bufio"
-	"crypto/tls"
-	"errors"
 	"flag"
-	"net"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-)
 
-var (
-	srcMAC = net.HardwareAddr{0x02, 0xbe, 0, 0, 0, 1}
-	// Not the pc veth's address: the pc's IP stack drops the frames at
-	// once, while AF_PACKET sockets still see every one.
-	dstMAC = net.HardwareAddr{0x02, 0xbe, 0, 0, 0, 2}
+	"github.com/carrel-lib/carrel/internal/netlab"
 )
 
 // writePcap writes frames to a pcap file.
@@ -47,24 +40,20 @@ func writePcap(path string, frames [][]byte) error {
 	return f.Close()
 }
 
-func build(l4 gopacket.SerializableLayer, sport, dport int, payload []byte, tcp bool) []byte {
-	eth := &layers.Ethernet{SrcMAC: srcMAC, DstMAC: dstMAC, EthernetType: layers.EthernetTypeIPv4}
-	proto := layers.IPProtocolUDP
-	if tcp {
-		proto = layers.IPProtocolTCP
-	}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: net.IP{10, 200, 250, 1}, DstIP: net.IP{10, 200, 250, byte(2 + sport%8)}}
+// build returns a frame from 10.200.250.1 to one of eight addresses next
+// to it, chosen by sport.
+func build(l4 gopacket.SerializableLayer, sport, dport int, payload []byte) []byte {
 	switch l := l4.(type) {
 	case *layers.UDP:
 		l.SrcPort, l.DstPort = layers.UDPPort(sport), layers.UDPPort(dport)
-		l.SetNetworkLayerForChecksum(ip)
 	case *layers.TCP:
 		l.SrcPort, l.DstPort = layers.TCPPort(sport), layers.TCPPort(dport)
-		l.SetNetworkLayerForChecksum(ip)
 	}
-	buf := gopacket.NewSerializeBuffer()
-	gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, eth, ip, l4, gopacket.Payload(payload))
-	return append([]byte(nil), buf.Bytes()...)
+	f, err := netlab.Frame(netip.AddrFrom4([4]byte{10, 200, 250, 1}), netip.AddrFrom4([4]byte{10, 200, 250, byte(2 + sport%8)}), l4, payload)
+	if err != nil {
+		panic(err) // the layers above always serialise
+	}
+	return f
 }
 
 // runGen writes 4096 UDP frames of the given size (60 bytes = a 64-byte
@@ -77,7 +66,7 @@ func runGen(args []string) error {
 	hdr := 14 + 20 + 8
 	frames := make([][]byte, 4096)
 	for i := range frames {
-		frames[i] = build(&layers.UDP{}, 20000+i%512, 9, make([]byte, *size-hdr), false)
+		frames[i] = build(&layers.UDP{}, 20000+i%512, 9, make([]byte, *size-hdr))
 	}
 	return writePcap(*out, frames)
 }
@@ -90,7 +79,7 @@ func runGenMix(args []string) error {
 	n := fs.Int("n", 1000000, "packets")
 	out := fs.String("out", "", "pcap file")
 	fs.Parse(args)
-	hello := clientHello("www.example.test")
+	hello := netlab.ClientHello("www.example.test")
 	dns := []byte{0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1}
 	httpReq := []byte("GET /index.html HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
 	tmpl := make([][]byte, 100)
@@ -98,13 +87,13 @@ func runGenMix(args []string) error {
 		sport := 30000 + i
 		switch {
 		case i < 4:
-			tmpl[i] = build(&layers.UDP{}, sport, 53, dns, false)
+			tmpl[i] = build(&layers.UDP{}, sport, 53, dns)
 		case i < 6:
-			tmpl[i] = build(&layers.TCP{Seq: 1, ACK: true, PSH: true, Window: 500}, sport, 443, hello, true)
+			tmpl[i] = build(&layers.TCP{Seq: 1, ACK: true, PSH: true, Window: 500}, sport, 443, hello)
 		case i < 8:
-			tmpl[i] = build(&layers.TCP{Seq: 1, ACK: true, PSH: true, Window: 500}, sport, 80, httpReq, true)
+			tmpl[i] = build(&layers.TCP{Seq: 1, ACK: true, PSH: true, Window: 500}, sport, 80, httpReq)
 		default:
-			tmpl[i] = build(&layers.TCP{Seq: uint32(i * 1000), ACK: true, Window: 500}, 443, sport%50+40000, make([]byte, 64+(i*137)%1400), true)
+			tmpl[i] = build(&layers.TCP{Seq: uint32(i * 1000), ACK: true, Window: 500}, 443, sport%50+40000, make([]byte, 64+(i*137)%1400))
 		}
 	}
 	frames := make([][]byte, *n)
@@ -113,20 +102,3 @@ func runGenMix(args []string) error {
 	}
 	return writePcap(*out, frames)
 }
-
-func clientHello(name string) []byte {
-	c := &helloConn{}
-	tls.Client(c, &tls.Config{ServerName: name, InsecureSkipVerify: true}).Handshake()
-	return c.b
-}
-
-type helloConn struct{ b []byte }
-
-func (c *helloConn) Read([]byte) (int, error)         { return 0, errors.New("none") }
-func (c *helloConn) Write(b []byte) (int, error)      { c.b = append(c.b, b...); return len(b), nil }
-func (c *helloConn) Close() error                     { return nil }
-func (c *helloConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (c *helloConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (c *helloConn) SetDeadline(time.Time) error      { return nil }
-func (c *helloConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *helloConn) SetWriteDeadline(time.Time) error { return nil }

@@ -1,12 +1,9 @@
 package capture
 
 import (
-	"bytes"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -17,51 +14,29 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/carrel-lib/carrel/internal/netlab"
 )
 
 // Test packets are built with gopacket's serializer (allocation is fine in
 // tests); the code under test never uses it.
 
 var (
-	pcMAC  = net.HardwareAddr{0x02, 0, 0, 0, 0, 2}
-	srvMAC = net.HardwareAddr{0x02, 0, 0, 0, 0, 1}
-	pc4    = netip.MustParseAddr("10.200.7.2")
-	srv4   = netip.MustParseAddr("10.200.7.1")
-	pc6    = netip.MustParseAddr("fd00:200::2")
-	srv6   = netip.MustParseAddr("fd00:200::1")
+	pc4  = netip.MustParseAddr("10.200.7.2")
+	srv4 = netip.MustParseAddr("10.200.7.1")
+	pc6  = netip.MustParseAddr("fd00:200::2")
+	srv6 = netip.MustParseAddr("fd00:200::1")
 )
 
 // frame builds an Ethernet frame carrying l4 (a *layers.TCP or *layers.UDP)
 // and payload from src to dst.
 func frame(t testing.TB, src, dst netip.Addr, l4 gopacket.SerializableLayer, payload []byte) []byte {
 	t.Helper()
-	eth := &layers.Ethernet{SrcMAC: pcMAC, DstMAC: srvMAC, EthernetType: layers.EthernetTypeIPv4}
-	var ip gopacket.NetworkLayer
-	proto := layers.IPProtocolUDP
-	if _, ok := l4.(*layers.TCP); ok {
-		proto = layers.IPProtocolTCP
-	}
-	var ipl gopacket.SerializableLayer
-	if src.Is4() {
-		v := &layers.IPv4{Version: 4, TTL: 64, Protocol: proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
-		ip, ipl = v, v
-	} else {
-		eth.EthernetType = layers.EthernetTypeIPv6
-		v := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
-		ip, ipl = v, v
-	}
-	switch l := l4.(type) {
-	case *layers.TCP:
-		l.SetNetworkLayerForChecksum(ip)
-	case *layers.UDP:
-		l.SetNetworkLayerForChecksum(ip)
-	}
-	buf := gopacket.NewSerializeBuffer()
-	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-	if err := gopacket.SerializeLayers(buf, opts, eth, ipl, l4, gopacket.Payload(payload)); err != nil {
+	f, err := netlab.Frame(src, dst, l4, payload)
+	if err != nil {
 		t.Fatalf("building a test frame: %v", err)
 	}
-	return buf.Bytes()
+	return f
 }
 
 func udpFrame(t testing.TB, src netip.Addr, sport uint16, dst netip.Addr, dport uint16, payload []byte) []byte {
@@ -84,30 +59,15 @@ func dnsQuery(t testing.TB, name string, qtype layers.DNSType, response bool, rc
 	return buf.Bytes()
 }
 
-// clientHello returns the bytes Go's own TLS client sends first: a real
-// ClientHello record for serverName.
+// clientHello returns a real ClientHello record for serverName.
 func clientHello(t testing.TB, serverName string) []byte {
 	t.Helper()
-	c := &recordingConn{}
-	tc := tls.Client(c, &tls.Config{ServerName: serverName, InsecureSkipVerify: true})
-	tc.SetDeadline(time.Now().Add(time.Second))
-	_ = tc.Handshake() // fails at the first read, after the hello is written
-	if c.buf.Len() == 0 {
+	hello := netlab.ClientHello(serverName)
+	if len(hello) == 0 {
 		t.Fatal("the TLS client wrote no ClientHello")
 	}
-	return c.buf.Bytes()
+	return hello
 }
-
-type recordingConn struct{ buf bytes.Buffer }
-
-func (c *recordingConn) Read([]byte) (int, error)         { return 0, errors.New("no server") }
-func (c *recordingConn) Write(b []byte) (int, error)      { return c.buf.Write(b) }
-func (c *recordingConn) Close() error                     { return nil }
-func (c *recordingConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
-func (c *recordingConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
-func (c *recordingConn) SetDeadline(time.Time) error      { return nil }
-func (c *recordingConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *recordingConn) SetWriteDeadline(time.Time) error { return nil }
 
 // fileSink is the tests' Sink: real files, one per segment, read back with
 // RecordReader. cutEvery makes Due true after that many records;

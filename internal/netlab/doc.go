@@ -2,9 +2,11 @@
 // a "pc" and a "server", joined by a veth pair with addresses in
 // 10.200.N.0/24 and fd00:200::/64, where tests start real servers
 // (dnsmasq, nginx, openssl s_server) and run real clients (dig, curl,
-// openssl s_client). Traffic never leaves the pair.
+// openssl s_client). Traffic never leaves the pair. For feeding capture
+// without a network it also makes single frames (Frame, ClientHello).
 //
 // It owns only the namespaces, links and processes it creates, and removes
 // them all in t.Cleanup. It is imported only by tests (capture, misuse,
-// daemon), needs root (testenv.NeedRoot) and works on Linux only.
+// daemon) and bench/capture. The lab needs root (testenv.NeedRoot) and
+// works on Linux only; the frames work everywhere.
 package netlab
