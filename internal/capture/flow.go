@@ -72,25 +72,21 @@ func mix(x uint64) uint64 {
 // of an entry that had to make room (its used is false when none did); the
 // caller reports it before the next lookup.
 func (t *flowTable) lookup(k *flowKey) (f *flow, created bool, evicted flow) {
-	i := t.hash(k) & t.mask
-	for {
-		s := &t.slots[i]
-		if !s.used {
-			break
+	home := t.hash(k) & t.mask
+	i := home
+	for ; t.slots[i].used; i = (i + 1) & t.mask {
+		if t.slots[i].key == *k {
+			return &t.slots[i], false, evicted
 		}
-		if s.key == *k {
-			return s, false, evicted
-		}
-		i = (i + 1) & t.mask
 	}
 	if t.n >= t.max {
 		// Full: evict the least recently seen of the entries near the
 		// home slot, which keeps the eviction cheap and bounded.
-		j, oldest := t.hash(k)&t.mask, -1
-		for p := 0; p < 8; p++ {
-			s := &t.slots[(j+uint64(p))&t.mask]
-			if s.used && (oldest < 0 || s.last < t.slots[oldest].last) {
-				oldest = int((j + uint64(p)) & t.mask)
+		oldest := -1
+		for p := range uint64(8) {
+			j := (home + p) & t.mask
+			if s := &t.slots[j]; s.used && (oldest < 0 || s.last < t.slots[oldest].last) {
+				oldest = int(j)
 			}
 		}
 		if oldest < 0 { // the run near home is empty: evict anything
@@ -102,19 +98,14 @@ func (t *flowTable) lookup(k *flowKey) (f *flow, created bool, evicted flow) {
 		}
 		evicted = t.slots[oldest]
 		t.remove(uint64(oldest))
-		return t.insert(k), true, evicted
-	}
-	return t.insert(k), true, evicted
-}
-
-func (t *flowTable) insert(k *flowKey) *flow {
-	i := t.hash(k) & t.mask
-	for t.slots[i].used {
-		i = (i + 1) & t.mask
+		// The removal may have shifted the probe run back: find the
+		// free slot again.
+		for i = home; t.slots[i].used; i = (i + 1) & t.mask {
+		}
 	}
 	t.slots[i] = flow{key: *k, used: true}
 	t.n++
-	return &t.slots[i]
+	return &t.slots[i], true, evicted
 }
 
 // remove deletes slot i and shifts later members of its probe run back,
