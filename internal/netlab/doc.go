@@ -6,7 +6,8 @@
 // without a network it also makes single frames (Frame, ClientHello).
 //
 // It owns only the namespaces, links and processes it creates, and removes
-// them all in t.Cleanup. It is imported only by tests (capture, misuse,
-// daemon) and bench/capture. The lab needs root (testenv.NeedRoot) and
-// works on Linux only; the frames work everywhere.
+// them all in t.Cleanup. It is imported only by tests (capture, and
+// cmd/carrel's end-to-end capture test) and bench/capture. The lab needs
+// root (testenv.NeedRoot) and works on Linux only; the frames work
+// everywhere.
 package netlab

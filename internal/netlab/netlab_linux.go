@@ -144,10 +144,6 @@ func (p *Proc) Signal(sig syscall.Signal) string {
 	return p.out.String()
 }
 
-// Output returns what the process has printed so far. Call it only after
-// Stop.
-func (p *Proc) Output() string { return p.out.String() }
-
 // WaitListening waits until something in ns listens on the TCP or UDP
 // port (proto "tcp" or "udp").
 func (l *Lab) WaitListening(ns, proto string, port int) {
