@@ -8,7 +8,7 @@ import (
 
 // The audit log is a leaf: it imports no other carrel package (doc.go) but
 // internal/sqlitedb, which opens SQLite files and itself imports no carrel
-// package (its own test says so). So nothing the log does can reach
+// package (internal/layering_test.go says so). So nothing the log does can reach
 // bookings, traffic or cases, and every other package can depend on it.
 func TestImportsNoCarrelPackage(t *testing.T) {
 	for _, goos := range []string{"linux", "windows"} {

@@ -2,7 +2,6 @@ package sqlitedb
 
 import (
 	"context"
-	"go/build"
 	"os"
 	"path/filepath"
 	"strings"
@@ -75,26 +74,5 @@ func TestOpenReadOnly(t *testing.T) {
 	defer ro.Close()
 	if _, err := ro.Exec(`INSERT INTO a VALUES (1)`); err == nil {
 		t.Error("a write through the read-only handle succeeded")
-	}
-}
-
-// Packages that must stay leaves (the audit log) may import this one only
-// because it imports no carrel package itself.
-func TestImportsNoCarrelPackage(t *testing.T) {
-	for _, goos := range []string{"linux", "windows"} {
-		ctx := build.Default
-		ctx.GOOS = goos
-		pkg, err := ctx.ImportDir(".", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(pkg.Imports) < 3 {
-			t.Fatalf("%s: found %d imports; want the package's", goos, len(pkg.Imports))
-		}
-		for _, imp := range pkg.Imports {
-			if strings.HasPrefix(imp, "github.com/carrel-lib/carrel/") {
-				t.Errorf("%s: sqlitedb imports %s", goos, imp)
-			}
-		}
 	}
 }
