@@ -2,6 +2,8 @@ package config
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"time"
 )
@@ -39,6 +41,35 @@ func (c Case) Name() string {
 		return c.ID
 	}
 	return fmt.Sprintf("#%d", c.Index+1)
+}
+
+// idPattern is what a case id and a PC id may look like. Both name files
+// (segment names carry the case id), audit tokens, exports and case scopes,
+// so they must stay valid file names on Windows.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// ValidCaseID reports whether id may name a case: 1 to 63 letters, digits,
+// '.', '_' or '-', starting with a letter or digit. It is the one rule for
+// case ids; the misuse rules, segment names and audit tokens all use it.
+func ValidCaseID(id string) bool { return idPattern.MatchString(id) }
+
+// ValidPCID reports whether id may name a PC, in pc.id and in a case's pcs.
+func ValidPCID(id string) bool { return idPattern.MatchString(id) }
+
+// EffectiveEnd is when the case stops: its end, or ended_at when staff
+// ended it earlier. It is the one definition of a case's end: capture,
+// retention and the export all use it.
+func (c Case) EffectiveEnd() time.Time {
+	if !c.EndedAt.IsZero() && c.EndedAt.Before(c.End) {
+		return c.EndedAt
+	}
+	return c.End
+}
+
+// Covers reports whether the PC with id pc is in the case's scope: listed
+// in pcs, or pcs holds "*".
+func (c Case) Covers(pc string) bool {
+	return slices.Contains(c.PCs, "*") || slices.Contains(c.PCs, pc)
 }
 
 // Modes a case may ask for.

@@ -24,10 +24,6 @@ const (
 	maxTextLen          = 500
 )
 
-// idPattern is what a PC id may look like: it appears in file names,
-// exports and case scopes.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
 // groupPattern is a portable group name (POSIX portable, plus spaces and
 // backslashes allowed in Windows local groups).
 var groupPattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_. \\-]{0,63}$`)
@@ -44,7 +40,7 @@ func (c *Config) validate() Problems {
 	switch {
 	case c.PC.ID == "":
 		bad("pc.id", "empty (and the host name is not available); set it, e.g. id = \"pc-01\"")
-	case !idPattern.MatchString(c.PC.ID):
+	case !ValidPCID(c.PC.ID):
 		bad("pc.id", "must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit; the host name is used when absent, so set pc.id if the host name does not fit")
 	}
 

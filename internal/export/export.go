@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -202,10 +201,11 @@ func (x *exporter) plan(ctx context.Context) error {
 		}
 	}
 	for _, c := range x.cfg.Cases {
-		if c.ID == "" || c.Start.IsZero() || c.End.IsZero() || !c.Start.Before(x.win.To) || !c.End.After(x.win.From) {
+		end := c.EffectiveEnd()
+		if c.ID == "" || c.Start.IsZero() || end.IsZero() || !c.Start.Before(x.win.To) || !end.After(x.win.From) {
 			continue
 		}
-		if slices.Contains(c.PCs, "*") || slices.Contains(c.PCs, x.cfg.PC.ID) {
+		if c.Covers(x.cfg.PC.ID) {
 			cases[c.ID] = true
 		}
 	}

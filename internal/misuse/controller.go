@@ -319,7 +319,7 @@ func (c *Controller) auditVerdicts(ctx context.Context, d Decision) {
 		k := cd.Case
 		c.record(ctx, audit.Event{Kind: audit.CaseAccepted, Actor: "service", Fields: []audit.Field{
 			audit.Token("case", auditCase(cd.ID)), audit.Token("mode", k.Mode), audit.Time("start", k.Start),
-			audit.Time("end", end(k)), audit.Time("notice_posted_at", k.NoticePostedAt)}})
+			audit.Time("end", k.EffectiveEnd()), audit.Time("notice_posted_at", k.NoticePostedAt)}})
 	}
 	if changed {
 		c.checkpoint(ctx)
@@ -371,7 +371,7 @@ func (c *Controller) purge(ctx context.Context) {
 	caseEnd := func(id string) (time.Time, bool) {
 		for _, k := range cfg.Cases {
 			if k.ID == id {
-				e := end(k)
+				e := k.EffectiveEnd()
 				return e, !e.IsZero() && !c.now().Before(e)
 			}
 		}
@@ -427,7 +427,7 @@ func (c *Controller) setConfig(cfg *config.Config) {
 // auditCase is the case id as an audit token: an id that is not a valid
 // token (it has spaces, say) is recorded by its position instead.
 func auditCase(id string) string {
-	if seal.ValidCaseID(id) || (len(id) > 1 && id[0] == '#') {
+	if config.ValidCaseID(id) || (len(id) > 1 && id[0] == '#') {
 		return id
 	}
 	return "(invalid-id)"

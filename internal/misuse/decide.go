@@ -2,7 +2,6 @@ package misuse
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -58,8 +57,6 @@ type Decision struct {
 // Categories a case may declare.
 var Categories = []string{"illegal-content", "abuse-of-service", "attack-on-network", "other"}
 
-var caseIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
 // Decide applies every rule of guarantee G2 to the config for this PC at
 // now. It reads nothing but its arguments.
 //
@@ -94,7 +91,7 @@ func Decide(cfg *config.Config, pc string, now time.Time) Decision {
 		return active[i].ID < active[j].ID
 	})
 	d.Capture, d.Case = true, active[0]
-	d.Mode, d.Snaplen, d.Until = config.ModePackets, 0, end(active[0])
+	d.Mode, d.Snaplen, d.Until = config.ModePackets, 0, active[0].EffectiveEnd()
 	for _, c := range active {
 		if c.Mode == config.ModeMetadata {
 			d.Mode, d.Snaplen = config.ModeMetadata, 0
@@ -125,7 +122,7 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 	switch {
 	case c.ID == "":
 		bad("id", "missing")
-	case !caseIDPattern.MatchString(c.ID):
+	case !config.ValidCaseID(c.ID):
 		bad("id", "must be 1 to 63 letters, digits, '.', '_' or '-'")
 	case seen[c.ID]:
 		bad("id", "used by an earlier case in the file")
@@ -171,7 +168,7 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 		bad("pcs", `missing: list the PC ids in scope, or ["*"] for every PC`)
 	}
 	for i, p := range c.PCs {
-		if p != "*" && !caseIDPattern.MatchString(p) {
+		if p != "*" && !config.ValidPCID(p) {
 			bad(fmt.Sprintf("pcs[%d]", i), "not a valid PC id")
 		}
 	}
@@ -194,8 +191,8 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 		cd.State, cd.Reason, cd.Broken = StateRefused, strings.Join(broken, "; "), broken
 		return cd
 	}
-	switch e := end(c); {
-	case !slices.Contains(c.PCs, "*") && !slices.Contains(c.PCs, pc):
+	switch e := c.EffectiveEnd(); {
+	case !c.Covers(pc):
 		cd.State, cd.Reason = StateOutOfScope, fmt.Sprintf("PC %s is not in its scope", pc)
 	case !now.Before(e):
 		cd.State, cd.Reason = StateEnded, "ended at "+e.UTC().Format(time.RFC3339)
@@ -207,14 +204,6 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 		cd.State = StateActive
 	}
 	return cd
-}
-
-// end is when a case stops: its end, or ended_at when that is earlier.
-func end(c config.Case) time.Time {
-	if !c.EndedAt.IsZero() && c.EndedAt.Before(c.End) {
-		return c.EndedAt
-	}
-	return c.End
 }
 
 // person normalises a name for the four-eyes comparison: case, spacing and

@@ -2,10 +2,11 @@ package seal
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/carrel-lib/carrel/internal/config"
 )
 
 // Format is what a segment's plaintext holds.
@@ -17,13 +18,6 @@ const (
 )
 
 func (f Format) valid() bool { return f == JSONL || f == PCAPNG }
-
-// caseIDPattern is the case ids a segment name can carry. It is the config's
-// id rule: names must stay valid file names on Windows and audit tokens.
-var caseIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
-
-// ValidCaseID reports whether id can name segments.
-func ValidCaseID(id string) bool { return caseIDPattern.MatchString(id) }
 
 // nameTime is the fixed-width UTC time in segment names: fixed width so
 // that names of one case sort by time, no ':' so that Windows accepts them.
@@ -91,7 +85,7 @@ func ParseName(s string) (Name, error) {
 		return bad("time is not " + nameTime)
 	}
 	id := rest[:dash]
-	if !ValidCaseID(id) {
+	if !config.ValidCaseID(id) {
 		return bad("case id is not letters, digits, '.', '_' or '-'")
 	}
 	return Name{Case: id, Opened: t, Seq: int64(seq), Format: f}, nil

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/carrel-lib/carrel/internal/config"
 )
 
 // Defaults of WriterOptions.
@@ -101,7 +103,7 @@ func (s *Store) NewWriter(o WriterOptions) (*Writer, error) {
 		}
 		return nil, fmt.Errorf("traffic store %q is in use by another carrel process", s.dir)
 	}
-	if !ValidCaseID(o.Case) {
+	if !config.ValidCaseID(o.Case) {
 		return nil, fmt.Errorf("case id %q cannot name segments: use 1 to 63 letters, digits, '.', '_' or '-'", o.Case)
 	}
 	if !o.Format.valid() {
