@@ -74,7 +74,7 @@ func TestTrafficDecode(t *testing.T) {
 		{"pcap and pcapng", []string{"traffic", "decode", pcap, pcapng}, exitOK,
 			[]string{`"name":"pcap.example.test"`, `"name":"pcapng.example.test"`, `"kind":"flow"`}, ""},
 		{"not a capture", []string{"traffic", "decode", text}, exitFailure, nil, "not a pcap or pcapng capture"},
-		{"truncated", []string{"traffic", "decode", cut}, exitFailure, nil, "truncated in packet 1"},
+		{"truncated", []string{"traffic", "decode", cut}, exitFailure, nil, "truncated in record 1"},
 		{"missing file", []string{"traffic", "decode", filepath.Join(dir, "nope.pcap")}, exitFailure, nil, "no such file"},
 		{"no file", []string{"traffic", "decode"}, exitUsage, nil, "needs at least one capture FILE"},
 		{"unknown subcommand", []string{"traffic", "frobnicate"}, exitUsage, nil, `unknown traffic subcommand "frobnicate"`},

@@ -2,8 +2,8 @@ package capture
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math"
+	"math/bits"
 	"net/netip"
 	"time"
 	"unsafe"
@@ -20,10 +20,12 @@ type processor struct {
 	snaplen int
 	out     *batcher
 
-	// parsers by first layer: [0] the link layer, [1] IPv4, [2] IPv6
-	// (files with bare IP packets pick by version).
-	parsers [3]*gopacket.DecodingLayerParser
-	raw     bool
+	// parsers by first layer: [0] Ethernet, [1] IPv4, [2] IPv6, [3]
+	// Linux cooked v1. Link types with a fixed header in front of IP
+	// (raw, BSD loopback, Linux cooked v2) start at IPv4 or IPv6.
+	parsers [4]*gopacket.DecodingLayerParser
+	link    linkKind
+	linkT   layers.LinkType // the link type link was set for
 	eth     layers.Ethernet
 	sll     layers.LinuxSLL
 	dot1q   layers.Dot1Q
@@ -69,26 +71,17 @@ func newProcessor(mode Mode, link layers.LinkType, snaplen int, flowIdle time.Du
 	if mode == ModePackets {
 		return p, nil
 	}
-	dl := []gopacket.DecodingLayer{&p.eth, &p.sll, &p.dot1q, &p.ip4, &p.ip6, &p.ext, &p.tcp, &p.udp}
-	var first gopacket.LayerType
-	switch link {
-	case layers.LinkTypeEthernet:
-		first = layers.LayerTypeEthernet
-	case layers.LinkTypeLinuxSLL:
-		first = layers.LayerTypeLinuxSLL
-	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, 12: // 12: DLT_RAW on some systems
-		p.raw = true
-		first = layers.LayerTypeIPv4
-	default:
-		return nil, fmt.Errorf("link type %v (%d) is not supported; carrel reads Ethernet, Linux cooked and raw IP captures", link, int(link))
+	if err := p.setLink(link); err != nil {
+		return nil, err
 	}
+	dl := []gopacket.DecodingLayer{&p.eth, &p.sll, &p.dot1q, &p.ip4, &p.ip6, &p.ext, &p.tcp, &p.udp}
 	// A sparse array, not gopacket's default map: a layer lookup is then
 	// an index, which halves the cost of decoding a small packet.
 	var dlc gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
 	for _, d := range dl {
 		dlc = dlc.Put(d)
 	}
-	for i, f := range [3]gopacket.LayerType{first, layers.LayerTypeIPv4, layers.LayerTypeIPv6} {
+	for i, f := range [4]gopacket.LayerType{layers.LayerTypeEthernet, layers.LayerTypeIPv4, layers.LayerTypeIPv6, layers.LayerTypeLinuxSLL} {
 		p.parsers[i] = gopacket.NewDecodingLayerParser(f)
 		p.parsers[i].SetDecodingLayerContainer(dlc)
 		// Unknown layers (ARP, ICMP, SCTP, …) end decoding quietly,
@@ -133,15 +126,105 @@ func (p *processor) packet(data []byte, ci gopacket.CaptureInfo) {
 	p.tick(ts)
 }
 
+// linkKind is how the processor finds the IP packet in a frame.
+type linkKind uint8
+
+const (
+	linkEthernet linkKind = iota
+	linkSLL               // Linux cooked v1 (tcpdump -i any before libpcap 1.10)
+	linkRaw               // bare IP: the version nibble says which
+	linkNull              // BSD loopback (DLT_NULL, DLT_LOOP): a 4-byte address family
+	linkSLL2              // Linux cooked v2: a 20-byte header led by the EtherType
+)
+
+// linkOf maps a pcap link type to the way the processor decodes it.
+func linkOf(lt layers.LinkType) (linkKind, bool) {
+	switch lt {
+	case layers.LinkTypeEthernet:
+		return linkEthernet, true
+	case layers.LinkTypeLinuxSLL:
+		return linkSLL, true
+	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, 12: // 12: DLT_RAW on some systems
+		return linkRaw, true
+	case layers.LinkTypeNull, layers.LinkTypeLoop:
+		return linkNull, true
+	case layers.LinkTypeLinuxSLL2:
+		return linkSLL2, true
+	}
+	return 0, false
+}
+
+// setLink makes the processor decode frames of link type lt (a pcapng
+// file may mix interfaces of several types).
+func (p *processor) setLink(lt layers.LinkType) error {
+	k, ok := linkOf(lt)
+	if !ok {
+		return unsupportedLink(lt, int(lt))
+	}
+	p.link, p.linkT = k, lt
+	return nil
+}
+
+// Address families in a BSD loopback header. AF_INET6 differs by system.
+const (
+	afInet       = 2
+	afInet6Linux = 10
+	afInet6BSD   = 24 // NetBSD, OpenBSD
+	afInet6Free  = 28 // FreeBSD, DragonFly
+	afInet6Apple = 30 // macOS, iOS
+)
+
 // decode runs the layer parser and copies out what the extractors need.
 // It reports false for a packet that is malformed at a layer we decode.
 func (p *processor) decode(data []byte, pk *pkt) bool {
-	parser := p.parsers[0]
-	if p.raw {
+	var parser *gopacket.DecodingLayerParser
+	ipv := byte(0) // for links with a fixed header: the IP version found
+	switch p.link {
+	case linkEthernet:
+		parser = p.parsers[0]
+	case linkSLL:
+		parser = p.parsers[3]
+	case linkRaw:
 		if len(data) == 0 {
 			return false
 		}
-		switch data[0] >> 4 {
+		ipv = data[0] >> 4
+	case linkNull:
+		if len(data) < 4 {
+			return false
+		}
+		// DLT_NULL is in the byte order of the host that captured,
+		// DLT_LOOP always big-endian; families are small numbers, so the
+		// half that is zero tells the order.
+		fam := binary.LittleEndian.Uint32(data)
+		if fam&0xffff == 0 {
+			fam = bits.ReverseBytes32(fam)
+		}
+		switch fam {
+		case afInet:
+			ipv = 4
+		case afInet6Linux, afInet6BSD, afInet6Free, afInet6Apple:
+			ipv = 6
+		default:
+			return true // not IP: nothing to record
+		}
+		data = data[4:]
+	case linkSLL2:
+		if len(data) < 20 {
+			return false
+		}
+		switch layers.EthernetType(binary.BigEndian.Uint16(data)) {
+		case layers.EthernetTypeIPv4:
+			ipv = 4
+		case layers.EthernetTypeIPv6:
+			ipv = 6
+		default:
+			return true
+		}
+		data = data[20:]
+	}
+	if parser == nil {
+		switch ipv {
 		case 4:
 			parser = p.parsers[1]
 		case 6:
