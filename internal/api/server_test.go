@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -114,6 +115,12 @@ func TestBadRequests(t *testing.T) {
 		msg                      string
 	}{
 		{"unknown field", "POST", "/v1/bookings/start", `{"ref":"a","name":"Jens"}`, 400, "unknown field"},
+		{"key in capitals", "POST", "/v1/bookings/start", `{"REF":"a"}`, 400, `unknown field "REF"`},
+		{"key in mixed case", "POST", "/v1/bookings/start", `{"ref":"a","Patron":"1"}`, 400, `unknown field "Patron"`},
+		{"key folded by Unicode", "POST", "/v1/bookings/start", `{"re\u017f":"a"}`, 400, "unknown field"},
+		{"duplicate key", "POST", "/v1/bookings/start", `{"ref":"a","ref":"b"}`, 400, `field "ref" appears twice`},
+		{"duplicate key end", "POST", "/v1/bookings/end", `{"ref":"a","ref":"zzz"}`, 400, `field "ref" appears twice`},
+		{"not an object", "POST", "/v1/bookings/start", `null`, 400, "a JSON object"},
 		{"not json", "POST", "/v1/bookings/start", `ref=a`, 400, "bad request"},
 		{"two objects", "POST", "/v1/bookings/start", `{"ref":"a"}{"ref":"b"}`, 400, "more than one"},
 		{"huge body", "POST", "/v1/bookings/start", `{"ref":"` + strings.Repeat("a", 5000) + `"}`, 400, "larger than"},
@@ -136,7 +143,12 @@ func TestBadRequests(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != tt.code || !strings.Contains(string(body), tt.msg) {
+			msg := string(body)
+			var e Error
+			if json.Unmarshal(body, &e) == nil && e.Error != "" {
+				msg = e.Error
+			}
+			if resp.StatusCode != tt.code || !strings.Contains(msg, tt.msg) {
 				t.Errorf("%s %s = %d %s; want %d containing %q", tt.method, tt.path, resp.StatusCode, body, tt.code, tt.msg)
 			}
 		})
@@ -242,11 +254,19 @@ func TestListenRefusesForeignFile(t *testing.T) {
 	}
 }
 
+// FuzzDecodeStart: a body is accepted only if it is one JSON object whose
+// every key is exactly a known field, given once; what is accepted survives
+// a round trip; and an accepted body with a key in other case or given twice
+// is refused.
 func FuzzDecodeStart(f *testing.F) {
 	for _, seed := range []string{`{"ref":"a"}`, `{"ref":"B-1","patron":"1234","planned_end":"2026-11-22T10:00:00Z"}`,
-		`{}`, `null`, `[]`, `{"ref":1}`, `{"ref":"a"} x`, `{"ref":"a","ref":"b"}`, "\xff"} {
+		`{}`, `null`, `[]`, `{"ref":1}`, `{"ref":"a"} x`, `{"ref":"a","ref":"b"}`, "\xff",
+		`{"REF":"a"}`, `{"Ref":"a","patron":"1"}`, `{"r\u0065f":"a"}`, `{"re\u017f":"a"}`, `{"ref":"a","patron":"1","patron":"1"}`,
+		`{"ref":"a","planned_end":null,"planned_end":"2026-11-22T10:00:00Z"}`, `{"ref":{"ref":"a","ref":"b"}}`,
+		`{"ref":"a","PLANNED_END":"2026-11-22T10:00:00Z"}`, `{"ref\u0000":"a"}`, `{"ref":"a",}`} {
 		f.Add([]byte(seed))
 	}
+	known := []string{"ref", "patron", "planned_end"}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := DecodeStart(body)
 		if len(body) > MaxBody && err == nil {
@@ -258,6 +278,17 @@ func FuzzDecodeStart(f *testing.F) {
 			}
 			return
 		}
+		keys, ok := topLevelKeys(body)
+		if !ok {
+			t.Fatalf("DecodeStart accepted %q, which is not one JSON object", body)
+		}
+		seen := map[string]bool{}
+		for _, k := range keys {
+			if !slices.Contains(known, k) || seen[k] {
+				t.Fatalf("DecodeStart accepted %q with key %q (keys %q)", body, k, keys)
+			}
+			seen[k] = true
+		}
 		// What decodes must survive a round trip unchanged.
 		again, err := json.Marshal(r)
 		if err != nil {
@@ -268,7 +299,61 @@ func FuzzDecodeStart(f *testing.F) {
 			r.PlannedEnd != nil && !r.PlannedEnd.Equal(*r2.PlannedEnd) {
 			t.Fatalf("round trip %q -> %q: %+v vs %+v (%v)", body, again, r, r2, err)
 		}
+		// The same request with its first key in capitals, or given twice,
+		// is refused.
+		if k, _, found := bytes.Cut(again[1:], []byte(":")); found {
+			upper := append([]byte("{"), bytes.ToUpper(k)...)
+			upper = append(upper, again[1+len(k):]...)
+			if _, err := DecodeStart(upper); err == nil {
+				t.Fatalf("DecodeStart accepted %q", upper)
+			}
+			twice := append([]byte("{"), again[1:len(again)-1]...)
+			twice = append(append(twice, ','), again[1:]...)
+			if _, err := DecodeStart(twice); err == nil {
+				t.Fatalf("DecodeStart accepted %q", twice)
+			}
+		}
 	})
+}
+
+// topLevelKeys lists the keys of body's outer object, as written, walking
+// every token (a different walk from checkKeys, which skips values whole).
+// ok is false unless body is exactly one object.
+func topLevelKeys(body []byte) (keys []string, ok bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	depth := 0
+	wantKey := false
+	for i := 0; ; i++ {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return keys, depth == 0 && i > 0
+		}
+		if err != nil {
+			return nil, false
+		}
+		if i == 0 && tok != json.Delim('{') {
+			return nil, false
+		}
+		if i > 0 && depth == 0 {
+			return nil, false // a second value
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			depth++
+			wantKey = depth == 1
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			depth--
+			wantKey = depth == 1
+			continue
+		}
+		if depth == 1 && wantKey {
+			keys = append(keys, tok.(string))
+			wantKey = false
+		} else if depth == 1 {
+			wantKey = true
+		}
+	}
 }
 
 func FuzzDecodeEnd(f *testing.F) {
