@@ -86,11 +86,17 @@ type Capture struct {
 
 // Problem is one thing wrong with a config, tied to its TOML key.
 type Problem struct {
-	Key string // e.g. "booking.retention", "case[2026-03].approved_by"
-	Msg string
+	Key  string // e.g. "booking.retention", "case[2026-03].approved_by"
+	Msg  string
+	Line int // the key's line in the file; 0 when not known or not in the file
 }
 
-func (p Problem) String() string { return p.Key + ": " + p.Msg }
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s: %s (line %d)", p.Key, p.Msg, p.Line)
+	}
+	return p.Key + ": " + p.Msg
+}
 
 // Problems is every problem found in a config. Load and Validate return it
 // as their error so that callers can list each one.
@@ -129,39 +135,42 @@ func Load(path string) (*Config, error) {
 }
 
 // Parse decodes data as a carrel config, fills in defaults and validates it.
-// When the only problems are inside [[case]] tables the config is returned
-// without error: those problems travel with the cases (Case.Problems).
+// Every problem is reported at once, each with its dotted key (and its line
+// when the key is in the file): a value of the wrong type does not hide an
+// unknown key or a missing version. When the only problems are inside
+// [[case]] tables the config is returned without error: those problems
+// travel with the cases (Case.Problems).
 func Parse(data []byte) (*Config, error) {
-	var raw struct {
-		Config
-		Case []map[string]any `toml:"case"`
-	}
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	var top map[string]toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&top)
 	if err != nil {
 		return nil, Problems{{Key: "(file)", Msg: tomlError(err)}}
 	}
-	c := raw.Config
-	c.SHA256 = sha256.Sum256(data)
-	var ps Problems
-	for _, k := range md.Undecoded() {
-		if len(k) > 0 && k[0] == "case" {
-			continue // judged per case in decodeCase
-		}
-		ps = append(ps, Problem{Key: k.String(), Msg: "unknown key"})
-	}
+	c := &Config{SHA256: sha256.Sum256(data)}
+	d := decoder{md: &md, lines: map[string]int{}, bad: map[string]bool{}}
+	cases := d.decodeAll(c, top)
+	ps := d.problems
 	if !md.IsDefined("version") {
 		ps = append(ps, Problem{Key: "version", Msg: fmt.Sprintf("missing; add `version = %d` at the top", CurrentVersion)})
 	}
 	c.applyDefaults(md)
-	for i, m := range raw.Case {
+	for i, m := range cases {
 		c.Cases = append(c.Cases, decodeCase(i, m))
 	}
-	ps = append(ps, c.validate()...)
+	// A value that could not be decoded was left at zero (absent is not
+	// wrong: it gets no default); its rules would only repeat the problem.
+	for _, p := range c.validate() {
+		if d.hides(p.Key) {
+			continue
+		}
+		p.Line = d.lines[strings.TrimRight(p.Key, "[]0123456789")]
+		ps = append(ps, p)
+	}
 	if len(ps) > 0 {
 		sort.SliceStable(ps, func(i, j int) bool { return ps[i].Key < ps[j].Key })
-		return &c, ps
+		return c, ps
 	}
-	return &c, nil
+	return c, nil
 }
 
 // Validate checks every rule that does not depend on other files or on the

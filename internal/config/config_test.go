@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,8 +74,8 @@ func TestValidateRules(t *testing.T) {
 		{"retention 1h ok", "[booking]\nretention = \"1h\"", "", ""},
 		{"retention 366d ok", "[booking]\nretention = \"366d\"", "", ""},
 		{"retention 367d", "[booking]\nretention = \"367d\"", "", "booking.retention"},
-		{"retention garbage", "[booking]\nretention = \"four weeks\"", "", "(file)"},
-		{"retention integer", "[booking]\nretention = 28", "", "(file)"},
+		{"retention garbage", "[booking]\nretention = \"four weeks\"", "", "booking.retention"},
+		{"retention integer", "[booking]\nretention = 28", "", "booking.retention"},
 		{"socket relative", "[booking]\napi_socket = \"api.sock\"", "", "booking.api_socket"},
 		{"socket too long", "[booking]\napi_socket = \"/" + strings.Repeat("s", 100) + "\"", "", "booking.api_socket"},
 		{"pipe not a pipe", "[booking]\napi_pipe = 'C:\\carrel'", "", "booking.api_pipe"},
@@ -92,7 +93,12 @@ func TestValidateRules(t *testing.T) {
 		{"max case days 91", "[capture]\nmax_case_days = 91", "", "capture.max_case_days"},
 		{"max case days 0", "[capture]\nmax_case_days = 0", "", "capture.max_case_days"},
 		{"max bytes small", "[capture]\nmax_bytes = \"1MiB\"", "", "capture.max_bytes"},
-		{"max bytes decimal unit", "[capture]\nmax_bytes = \"4GB\"", "", "(file)"},
+		{"max bytes decimal unit", "[capture]\nmax_bytes = \"4GB\"", "", "capture.max_bytes"},
+		{"section not a table", "", "version = 1\npc = 5\n", "pc"},
+		{"case not tables", "", "version = 1\ncase = 5\n", "case"},
+		{"nested unknown table", "[booking.extra]\nx = 1", "", "booking.extra"},
+		{"dotted keys ok", "", "version = 1\npc.id = \"pc-01\"\n", ""},
+		{"inline table ok", "", "version = 1\npc = {id = \"pc-01\"}\n", ""},
 		{"ring not MiB", "[capture]\nring_size = \"1536KiB\"", "", "capture.ring_size"},
 		{"ring too big", "[capture]\nring_size = \"2GiB\"", "", "capture.ring_size"},
 		{"traffic retention 0", "[capture]\ntraffic_retention = \"0s\"", "", "capture.traffic_retention"},
@@ -140,6 +146,46 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("Parse() problem keys = %v; want %v", got, want)
+	}
+}
+
+// TestParseReportsEveryDecodeProblem: values of the wrong type or form do
+// not stop the decoding (the TOML decoder alone stops at the first): each
+// problem is named with its key and line, together with unknown keys and a
+// missing version, and a bad value is not reported twice.
+func TestParseReportsEveryDecodeProblem(t *testing.T) {
+	doc := `[pc]
+id = "pc-01"
+[booking]
+retention = "forever and ever"
+nonsense_key = 1
+[capture]
+max_bytes = "4GB"
+max_case_days = "30"
+recipients = ["` + recipient + `", 7]
+[audit]
+checkpoint_interval = 15
+`
+	_, err := Parse([]byte(doc))
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Parse() = %v; want Problems", err)
+	}
+	want := []string{
+		"audit.checkpoint_interval: must be a duration in quotes such as \"28d\", \"36h\" or \"15m\", not an integer (line 11)",
+		"booking.nonsense_key: unknown key (line 5)",
+		"booking.retention: invalid duration \"forever and ever\": use for example 28d, 36h or 15m (line 4)",
+		"capture.max_bytes: invalid size: want a whole number of bytes or one with KiB, MiB, GiB or TiB, such as 16MiB (line 7)",
+		"capture.max_case_days: must be a whole number, not a string (line 8)",
+		"capture.recipients: item 1 must be a string, not an integer (line 9)",
+		"version: missing; add `version = 1` at the top",
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Parse() problems =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -225,6 +271,13 @@ func TestUnits(t *testing.T) {
 		{"-1d", 0, false},
 		{"1.5d", 0, false},
 		{"d", 0, false},
+		{"106751d", 106751 * 24 * time.Hour, true},
+		{"106752d", 0, false},
+		{"640512d", 0, false},
+		{"15251w", 0, false},
+		{"18446744073709551616d", 0, false},
+		{"9223372036854775807ns", time.Duration(math.MaxInt64), true},
+		{"9223372036854775808ns", 0, false},
 	}
 	for _, d := range durs {
 		got, err := ParseDuration(d.in)
@@ -245,6 +298,10 @@ func TestUnits(t *testing.T) {
 		{"16MB", 0, false},
 		{"-1", 0, false},
 		{"99999999TiB", 0, false},
+		{"4194304TiB", 1 << 62, true},
+		{"4194305TiB", 0, false},
+		{"4611686018427387905", 0, false},
+		{"18446744073709551616", 0, false},
 	}
 	for _, s := range sizes {
 		got, err := ParseSize(s.in)
@@ -293,6 +350,68 @@ func TestExampleIsValidAndComplete(t *testing.T) {
 			c.Capture.MaxCaseDays != def.Capture.MaxCaseDays || c.Capture.RingSize != def.Capture.RingSize ||
 			c.Capture.TrafficRetention != def.Capture.TrafficRetention || c.Audit.CheckpointInterval != def.Audit.CheckpointInterval {
 			t.Errorf("Example(%q) values differ from Default()", dir)
+		}
+	}
+}
+
+// TestBounds holds every documented bound (config/carrel.example.toml, the
+// README) at its edge and just past it, and values at the edge of int64,
+// which must be refused, never wrapped into range: "640512d" once parsed
+// as about 1h16m and passed as a retention.
+func TestBounds(t *testing.T) {
+	type row struct {
+		value string // the TOML value as written
+		ok    bool
+	}
+	retention := []row{
+		{`"1h"`, true}, {`"59m59s"`, false}, {`"3599999999999ns"`, false},
+		{`"366d"`, true}, {`"8784h"`, true}, {`"8784h0m0.000000001s"`, false}, {`"367d"`, false},
+		{`"52w"`, true}, {`"53w"`, false}, {`"0s"`, false}, {`"-1h"`, false},
+		{`"640512d"`, false}, {`"106751d"`, false}, {`"106752d"`, false}, {`"4294967296d"`, false},
+		{`"15250w"`, false}, {`"15251w"`, false},
+		{`"18446744073709551615d"`, false}, {`"18446744073709551616d"`, false},
+		{`"9223372036854775807ns"`, false}, {`"9223372036854775808ns"`, false},
+		{`"-9223372036854775808ns"`, false}, {`"2562047h"`, false}, {`"2562048h"`, false},
+	}
+	tests := map[string][]row{
+		"booking.retention":         retention,
+		"capture.traffic_retention": retention,
+		"audit.checkpoint_interval": {
+			{`"1m"`, true}, {`"59s"`, false}, {`"24h"`, true}, {`"24h0m1s"`, false},
+			{`"1d"`, true}, {`"2d"`, false}, {`"106752d"`, false}, {`"9223372036854775807ns"`, false},
+		},
+		"capture.max_case_days": {
+			{`1`, true}, {`0`, false}, {`-1`, false}, {`90`, true}, {`91`, false},
+			{`9223372036854775807`, false}, {`-9223372036854775808`, false},
+		},
+		"capture.max_bytes": {
+			{`"64MiB"`, true}, {`"67108863"`, false}, {`67108864`, true}, {`67108863`, false},
+			{`"4194304TiB"`, true}, {`"4194305TiB"`, false},
+			{`"4611686018427387904"`, true}, {`4611686018427387904`, true}, {`4611686018427387905`, false},
+			{`"9223372036854775807"`, false}, {`"18446744073709551616"`, false}, {`"-1"`, false}, {`-1`, false},
+		},
+		"capture.ring_size": {
+			{`"1MiB"`, true}, {`"1023KiB"`, false}, {`"1GiB"`, true}, {`"1025MiB"`, false},
+			{`"1048577"`, false}, {`"9223372036854775807"`, false},
+		},
+	}
+	for key, rows := range tests {
+		section, name, _ := strings.Cut(key, ".")
+		for _, r := range rows {
+			t.Run(key+"="+r.value, func(t *testing.T) {
+				doc := base + "[" + section + "]\n" + name + " = " + r.value + "\n"
+				_, err := Parse([]byte(doc))
+				if r.ok {
+					if err != nil {
+						t.Fatalf("Parse(%s = %s) = %v; want valid", key, r.value, err)
+					}
+					return
+				}
+				var ps Problems
+				if !errors.As(err, &ps) || len(ps) != 1 || ps[0].Key != key {
+					t.Fatalf("Parse(%s = %s) = %v; want one problem naming %s", key, r.value, err, key)
+				}
+			})
 		}
 	}
 }

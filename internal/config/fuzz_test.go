@@ -1,14 +1,19 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"strings"
+	"unicode"
 	"testing"
 )
 
 // FuzzParse feeds arbitrary bytes to the config parser: the file is outside
 // input written by hand on many PCs. Properties: no panic; every failure is
-// a Problems list whose entries name a key; a config accepted without
-// error also passes Validate; case problems always belong to a case.
+// a Problems list whose entries name a key (quoted when it holds control
+// characters, so it cannot paint a terminal) and, when they give a line,
+// one that is in the file; a config accepted without error also passes
+// Validate; case problems always belong to a case.
 func FuzzParse(f *testing.F) {
 	f.Add(Example(""))
 	f.Add(Example("/tmp/carrel"))
@@ -18,6 +23,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version = 1\n[capture]\nmax_bytes = \"99999999999TiB\"\n"))
 	f.Add([]byte("version = 1\n[[case]]\nend = 2026-03-01T09:00:00\n[[case]]\n"))
 	f.Add([]byte("\xff\xfe"))
+	f.Add([]byte("[booking]\nretention = \"forever and ever\"\nnonsense_key = 1\n"))
+	f.Add([]byte("version = 1\npc = 5\ncase = 7\n[capture]\nrecipients = [1, \"x\"]\nmax_bytes = -1\n"))
+	f.Add([]byte("version = 1\npc.id = \"a\"\nbooking = {retention = \"640512d\"}\n[audit.x]\ny = 1\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse(data)
 		if err != nil {
@@ -28,6 +36,12 @@ func FuzzParse(f *testing.F) {
 			for _, p := range ps {
 				if p.Key == "" || p.Msg == "" {
 					t.Fatalf("problem without key or message: %+v", p)
+				}
+				if strings.ContainsFunc(p.Key, unicode.IsControl) {
+					t.Fatalf("problem key holds a control character: %q", p.Key)
+				}
+				if p.Line < 0 || p.Line > bytes.Count(data, []byte("\n"))+1 {
+					t.Fatalf("problem %q names line %d of a file of %d lines", p.Key, p.Line, bytes.Count(data, []byte("\n"))+1)
 				}
 			}
 			return

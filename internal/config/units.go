@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -38,20 +40,31 @@ func (d Duration) String() string {
 }
 
 // ParseDuration reads "28d", "2w", "36h", "15m" and every other Go duration.
+// A number too large for a time.Duration (about 106,751 days) is an error,
+// never a value that wrapped around: "640512d" must not become 1h16m.
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, fmt.Errorf("empty duration")
 	}
-	for suffix, unit := range map[string]time.Duration{"d": 24 * time.Hour, "w": 7 * 24 * time.Hour} {
-		if n, ok := strings.CutSuffix(s, suffix); ok {
-			v, err := strconv.ParseUint(n, 10, 32)
-			if err != nil {
-				return 0, fmt.Errorf("invalid duration %q: want a whole number before %q", s, suffix)
-			}
-			return time.Duration(v) * unit, nil
+	for _, u := range []struct {
+		suffix string
+		unit   time.Duration
+	}{{"d", 24 * time.Hour}, {"w", 7 * 24 * time.Hour}} {
+		n, ok := strings.CutSuffix(s, u.suffix)
+		if !ok {
+			continue
 		}
+		v, err := strconv.ParseUint(n, 10, 64)
+		if errors.Is(err, strconv.ErrRange) || err == nil && v > uint64(math.MaxInt64/u.unit) {
+			return 0, fmt.Errorf("invalid duration %q: too long (at most %d%s)", s, math.MaxInt64/u.unit, u.suffix)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q: want a whole number before %q", s, u.suffix)
+		}
+		return time.Duration(v) * u.unit, nil
 	}
+	// time.ParseDuration refuses values that overflow int64 itself.
 	v, err := time.ParseDuration(s)
 	if err != nil {
 		return 0, fmt.Errorf("invalid duration %q: use for example 28d, 36h or 15m", s)
@@ -87,6 +100,10 @@ func (z Size) String() string {
 	return strconv.FormatInt(v, 10) + units[i]
 }
 
+// MaxSize is the largest size ParseSize accepts: 4 EiB, far above any disk,
+// and far enough below the top of int64 that sums of sizes cannot wrap.
+const MaxSize = 1 << 62
+
 // ParseSize reads "8388608", "8MiB", "8 MiB", "2GiB", "512KiB".
 func ParseSize(s string) (int64, error) {
 	s = strings.TrimSpace(s)
@@ -100,12 +117,12 @@ func ParseSize(s string) (int64, error) {
 			break
 		}
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 {
+	v, err := strconv.ParseUint(s, 10, 64)
+	if errors.Is(err, strconv.ErrRange) || err == nil && v > MaxSize/uint64(mult) {
+		return 0, fmt.Errorf("invalid size: too large (at most %s)", Size(MaxSize))
+	}
+	if err != nil {
 		return 0, fmt.Errorf("invalid size: want a whole number of bytes or one with KiB, MiB, GiB or TiB, such as 16MiB")
 	}
-	if v > (1<<62)/mult {
-		return 0, fmt.Errorf("invalid size: too large")
-	}
-	return v * mult, nil
+	return int64(v) * mult, nil
 }
