@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"strings"
-	"unicode"
 	"testing"
+	"unicode"
 )
 
 // FuzzParse feeds arbitrary bytes to the config parser: the file is outside
