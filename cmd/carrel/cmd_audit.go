@@ -227,16 +227,74 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer l.Close()
-	rep, err := l.Verify(ctx, opts)
-	if errors.Is(err, audit.ErrTampered) {
+	// The live log may have just grown: the service signs a checkpoint
+	// within seconds of a new entry. A copy (--db) is judged as it is.
+	rep, err := verifyLive(ctx, l, opts, *lf.db == "", e.stderr)
+	switch {
+	case errors.Is(err, audit.ErrUnsigned):
+		return &hintError{err: fmt.Errorf("audit log does not verify: %w", err),
+			hint: "entries no signed checkpoint covers can be changed, or entries after them cut, without the PC's key. " +
+				"A running service signs within seconds of a new entry, and after an unclean stop at its next start: if that explains it, run verify again. " +
+				"Only a checkpoint kept off the PC (--trusted FILE) or a witness can prove the log's end"}
+	case errors.Is(err, audit.ErrTampered):
 		return &hintError{err: fmt.Errorf("audit log does not verify: %w", err),
 			hint: "the log was changed outside carrel: keep audit.db and this output as evidence, and compare with a checkpoint kept off the PC"}
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	fmt.Fprintln(e.stdout, rep)
+	fmt.Fprintln(e.stdout, rep.Limits())
 	return nil
+}
+
+// Waiting for the running service to sign what it just recorded: it signs
+// at most checkpointMaxDelay (internal/daemon) after an entry, 10 s.
+const (
+	signWait     = 15 * time.Second
+	signWaitPoll = 250 * time.Millisecond
+)
+
+// verifyLive verifies l; when the only problem is that its newest entries
+// are unsigned and were recorded moments ago (by their own time), it waits
+// up to signWait for a checkpoint that covers them and verifies again.
+// Waiting can only turn a failure into success through a checkpoint signed
+// with the PC's key: an attacker who forges entry times buys a delay, not
+// a pass.
+func verifyLive(ctx context.Context, l *audit.Log, opts audit.VerifyOptions, live bool, status io.Writer) (audit.Report, error) {
+	deadline := time.Now().Add(signWait)
+	said := false
+	for {
+		rep, err := l.Verify(ctx, opts)
+		if !live || !errors.Is(err, audit.ErrUnsigned) || !recentTail(ctx, l) || time.Now().After(deadline) {
+			return rep, err
+		}
+		if !said {
+			fmt.Fprintf(status, "the newest entries are not signed yet; waiting up to %s for the service to sign them\n", signWait)
+			said = true
+		}
+		before, _ := l.Latest(ctx)
+		for {
+			select {
+			case <-ctx.Done():
+				return rep, err
+			case <-time.After(signWaitPoll):
+			}
+			if cp, cerr := l.Latest(ctx); cerr == nil && cp.Size != before.Size || time.Now().After(deadline) {
+				break
+			}
+		}
+	}
+}
+
+// recentTail reports whether the log's newest entry was recorded less than
+// signWait ago.
+func recentTail(ctx context.Context, l *audit.Log) bool {
+	n, err := l.Size(ctx)
+	if err != nil || n == 0 {
+		return false
+	}
+	last, err := l.Entry(ctx, n-1)
+	return err == nil && time.Since(last.Time) < signWait
 }
 
 func readFileOrStdin(e *env, path string) ([]byte, error) {

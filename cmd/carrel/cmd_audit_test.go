@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/testenv"
@@ -112,8 +114,9 @@ func TestAuditCommands(t *testing.T) {
 	}
 
 	code, out, _ = runCLI(t, "", "audit", "verify", "--config", cfg)
-	if code != 0 || !strings.HasPrefix(out, "audit log intact: 6 entries, 1 checkpoints") {
-		t.Errorf("audit verify = %d, %q; want 0 and the summary", code, out)
+	if code != 0 || !strings.HasPrefix(out, "audit log intact: 6 entries, 2 checkpoints (latest covers 6)") ||
+		!strings.Contains(out, "\nnot compared with a checkpoint kept off the PC:") {
+		t.Errorf("audit verify = %d, %q; want 0, the summary and what it cannot prove", code, out)
 	}
 
 	// The service goes on; the copy kept off the PC still verifies.
@@ -178,7 +181,7 @@ func TestAuditVerifyTampered(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, out, errOut := runCLI(t, "", "audit", "verify", "--config", cfg, "--verifier", otherKey)
-	if code != 1 || !strings.Contains(errOut, "checkpoint 1 (size 6):") {
+	if code != 1 || !strings.Contains(errOut, "checkpoint 1 (size 1):") {
 		t.Errorf("audit verify --verifier (another PC's key) = %d, %q, %q; want 1 naming checkpoint 1", code, out, errOut)
 	}
 	l.Close()
@@ -189,5 +192,108 @@ func TestAuditVerifyTampered(t *testing.T) {
 	code, out, errOut = runCLI(t, "", "audit", "verify", "--config", cfg)
 	if code != 1 || out != "" || !strings.Contains(errOut, "audit log does not verify: entry 3:") || !strings.Contains(errOut, "hint:") {
 		t.Errorf("audit verify after sqlite3 changed entry 3 = %d, %q, %q; want 1 naming entry 3", code, out, errOut)
+	}
+}
+
+// lockedBuffer is an output a test reads while the command still writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestAuditVerifyUnsigned: entries no signed checkpoint covers make verify
+// fail (issue 10, item 3), except that on the live log, when they were
+// recorded moments ago, verify first waits for the running service to sign
+// them.
+func TestAuditVerifyUnsigned(t *testing.T) {
+	ctx := context.Background()
+	cfg, data, l := auditFixture(t)
+	db := filepath.Join(data, audit.DBFile)
+	stop := audit.Event{Kind: audit.ServiceStop, Actor: "service", Fields: []audit.Field{audit.Token("reason", "signal")}}
+	for range 3 {
+		if _, err := l.Record(ctx, stop); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A copy taken off the PC is judged as it is: no waiting.
+	code, out, errOut := runCLI(t, "", "audit", "verify", "--db", db)
+	if code != 1 || out != "" || !strings.Contains(errOut, "audit log does not verify: entries 6–8: covered by no signed checkpoint (the latest signed checkpoint covers entries 0–5)") ||
+		!strings.Contains(errOut, "Only a checkpoint kept off the PC (--trusted FILE) or a witness can prove the log's end") {
+		t.Errorf("audit verify --db with 3 unsigned entries = %d, %q, %q; want 1 naming entries 6–8", code, out, errOut)
+	}
+
+	// The live log: verify waits, and passes once the service signs.
+	var stdout, stderr lockedBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, e, []string{"audit", "verify", "--config", cfg}) }()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(stderr.String(), "waiting up to") {
+		select {
+		case code := <-done:
+			t.Fatalf("audit verify of a live log with fresh unsigned entries = %d, %q, %q; want it to wait for the service", code, stdout.String(), stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("audit verify never said it was waiting")
+		}
+	}
+	if _, err := l.Checkpoint(ctx); err != nil { // what the service does within seconds
+		t.Fatal(err)
+	}
+	if code := <-done; code != 0 || !strings.HasPrefix(stdout.String(), "audit log intact: 9 entries, 3 checkpoints (latest covers 9)") {
+		t.Errorf("audit verify after the service signed = %d, %q, %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestAuditVerifyUnsignedAfterCrash: entries left unsigned long ago (a
+// service that was killed) fail at once; there is no one to wait for.
+func TestAuditVerifyUnsignedAfterCrash(t *testing.T) {
+	cfg, data, l := auditFixture(t)
+	l.Close()
+	past := func() time.Time { return time.Now().Add(-time.Hour) }
+	old, err := audit.OpenIn(data, "pc-e2e", past)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Closing would sign; a killed service never does. Record through a
+	// second handle and leave it open until the test ends.
+	t.Cleanup(func() { old.Close() })
+	if _, err := old.Record(context.Background(), audit.Event{Kind: audit.ServiceStart, Actor: "service",
+		Fields: []audit.Field{audit.Token("version", "1.0.0")}}); err != nil {
+		t.Fatal(err)
+	}
+	begun := time.Now()
+	code, out, errOut := runCLI(t, "", "audit", "verify", "--config", cfg)
+	if code != 1 || out != "" || strings.Contains(errOut, "waiting") || !strings.Contains(errOut, "entry 6: covered by no signed checkpoint") {
+		t.Errorf("audit verify with an hour-old unsigned entry = %d, %q, %q; want 1 at once naming entry 6", code, out, errOut)
+	}
+	t.Logf("verify failed after %s", time.Since(begun).Round(time.Millisecond))
+}
+
+// TestAuditVerifyCheckpointsDeleted: the checkpoints table emptied with
+// sqlite3 (issue 10, item 3) is caught by what the entries recorded.
+func TestAuditVerifyCheckpointsDeleted(t *testing.T) {
+	sqlite := testenv.NeedTool(t, "sqlite3")
+	cfg, data, l := auditFixture(t)
+	l.Close()
+	if b, err := exec.Command(sqlite, filepath.Join(data, "audit.db"), `DELETE FROM checkpoints`).CombinedOutput(); err != nil {
+		t.Fatalf("sqlite3: %v\n%s", err, b)
+	}
+	code, out, errOut := runCLI(t, "", "audit", "verify", "--config", cfg)
+	if code != 1 || out != "" || !strings.Contains(errOut, "audit log does not verify: checkpoint of size 1: missing: entry 1 records that it was signed") {
+		t.Errorf("audit verify after the checkpoints were deleted = %d, %q, %q; want 1", code, out, errOut)
 	}
 }

@@ -16,11 +16,15 @@ import (
 // audit.checkpoint_interval timer.
 //
 // It refuses to sign when the log no longer matches its latest checkpoint
-// (shorter, or a different root at that size): the PC never puts its
-// signature on a rewritten history.
+// (shorter, or a different root at that size), when it has entries but no
+// checkpoint, and when an entry recorded since the latest checkpoint names
+// a later one (checkpoints were deleted): the PC never puts its signature
+// on a history it can tell was rewritten. A careful rewrite of everything
+// after the latest checkpoint it keeps cannot be told on the PC; a
+// checkpoint kept off it, or a witness, is what catches that.
 func (l *Log) CheckpointIfGrown(ctx context.Context) (cp Checkpoint, made bool, err error) {
 	err = l.Update(ctx, func(tx *Tx) error {
-		cp, made, err = tx.checkpoint(ctx)
+		cp, made, err = tx.checkpoint(ctx, false)
 		return err
 	})
 	if err != nil {
@@ -37,7 +41,9 @@ func (l *Log) Checkpoint(ctx context.Context) (Checkpoint, error) {
 	return cp, err
 }
 
-func (t *Tx) checkpoint(ctx context.Context) (Checkpoint, bool, error) {
+// checkpoint signs the log as it is inside t. first allows the log's first
+// checkpoint, which only the transaction that creates the log signs.
+func (t *Tx) checkpoint(ctx context.Context, first bool) (Checkpoint, bool, error) {
 	size, err := treeSize(ctx, t.tx)
 	if err != nil {
 		return Checkpoint{}, false, err
@@ -48,6 +54,8 @@ func (t *Tx) checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 	hr := hashReader(ctx, t.tx)
 	latest, err := latestCheckpoint(ctx, t.tx)
 	switch {
+	case errors.Is(err, ErrNoCheckpoint) && !first:
+		return Checkpoint{}, false, fmt.Errorf("the log has %d entries and no checkpoint, though carrel signs one when it creates a log: its checkpoints were deleted; refusing to sign (run carrel audit verify)", size)
 	case errors.Is(err, ErrNoCheckpoint):
 	case err != nil:
 		return Checkpoint{}, false, err
@@ -64,6 +72,9 @@ func (t *Tx) checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 		if latest.Size == size {
 			return latest, false, nil
 		}
+		if err := checkTailRecords(ctx, t.tx, latest.Size); err != nil {
+			return Checkpoint{}, false, fmt.Errorf("%w; refusing to sign (run carrel audit verify)", err)
+		}
 	}
 	root, err := tlog.TreeHash(size, hr)
 	if err != nil {
@@ -79,6 +90,52 @@ func (t *Tx) checkpoint(ctx context.Context) (Checkpoint, bool, error) {
 		return Checkpoint{}, false, fmt.Errorf("storing checkpoint: %w", err)
 	}
 	return cp, true, nil
+}
+
+// checkTailRecords checks what the entries recorded since the latest
+// checkpoint (of size latest) say of it: each version 2 entry names it, and
+// no version 1 entry follows a version 2 one. Anything else means
+// checkpoints were deleted, or entries rewritten, after latest was signed.
+func checkTailRecords(ctx context.Context, q querier, latest int64) error {
+	var seq, cp sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT seq, checkpoint FROM entries WHERE seq >= ? AND v = 2 AND checkpoint IS NOT ?
+		ORDER BY seq LIMIT 1`, latest, latest).Scan(&seq, &cp)
+	switch {
+	case err == nil:
+		return fmt.Errorf("entry %d records a checkpoint of size %d, but the latest stored is of size %d: checkpoints were deleted", seq.Int64, cp.Int64, latest)
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("reading the entries since the latest checkpoint: %w", err)
+	}
+	err = q.QueryRowContext(ctx, `SELECT MAX(seq) FROM entries WHERE seq >= ? AND v = 1`, latest).Scan(&seq)
+	if err != nil {
+		return fmt.Errorf("reading the entries since the latest checkpoint: %w", err)
+	}
+	if !seq.Valid {
+		return nil
+	}
+	var newer sql.NullInt64
+	err = q.QueryRowContext(ctx, `SELECT MIN(seq) FROM entries WHERE v = 2 AND seq < ?`, seq.Int64).Scan(&newer)
+	if err != nil {
+		return fmt.Errorf("reading the entries since the latest checkpoint: %w", err)
+	}
+	if newer.Valid {
+		return fmt.Errorf("entry %d is in the version 1 form after entry %d in version 2: entries were rewritten", seq.Int64, newer.Int64)
+	}
+	return nil
+}
+
+// latestSize returns the size of the latest stored checkpoint, 0 when there
+// is none: the value a version 2 entry records.
+func latestSize(ctx context.Context, q querier) (int64, error) {
+	var n int64
+	err := q.QueryRowContext(ctx, `SELECT size FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the latest checkpoint: %w", err)
+	}
+	return n, nil
 }
 
 // Latest returns the latest signed checkpoint, or ErrNoCheckpoint.

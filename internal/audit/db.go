@@ -16,7 +16,8 @@ import (
 // be queried; Verify recomputes every leaf from these columns. hashes holds
 // tlog's stored hashes by their storage index (tlog.StoredHashIndex): level
 // 0 is the leaf hash of each entry, the levels above the complete subtrees.
-// entries.once is Event.Once and is not hashed. keys lists every verifier key
+// entries.once is Event.Once and is not hashed; entries.checkpoint is
+// Entry.Checkpoint (NULL in version 1 entries). keys lists every verifier key
 // whose signer ever signed a checkpoint of this log; each was recorded by a
 // key.created entry.
 var migrations = []string{
@@ -57,6 +58,9 @@ var migrations = []string{
 		verifier TEXT NOT NULL UNIQUE,
 		added    TEXT NOT NULL
 	);`,
+	// Version 2 entries record the size of the latest checkpoint (Entry);
+	// version 1 entries keep NULL.
+	`ALTER TABLE entries ADD COLUMN checkpoint INTEGER;`,
 }
 
 // openDB opens audit.db: for writing (creating and migrating it), or only for

@@ -7,9 +7,13 @@
 // encoding (Entry) is the leaf; the tree's stored hashes are written in the
 // same SQLite transaction as the entry, and Record returns only after that
 // transaction is durable. The log signs C2SP checkpoints (Checkpoint) with
-// golang.org/x/mod/sumdb/note at mode changes, exports, shutdown and on a
-// timer. Verify recomputes every leaf and the whole tree from the stored
-// fields and checks every checkpoint against it; VerifyInclusion and
+// golang.org/x/mod/sumdb/note when it is created, at mode changes, exports,
+// shutdown, and (the service, on Grown) within seconds of any new entry.
+// Every entry records the size of the latest checkpoint before it, which
+// puts the list of signed checkpoints inside the tree. Verify recomputes
+// every leaf and the whole tree from the stored fields, checks every
+// checkpoint against it and against what the entries recorded, and fails
+// when entries are covered by no signed checkpoint; VerifyInclusion and
 // VerifyConsistency check proofs with nothing but the proof, the entry,
 // signed checkpoints and a verifier key, for the export bundle's verifier.
 //

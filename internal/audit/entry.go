@@ -13,7 +13,8 @@ import (
 )
 
 // Entry is one recorded event: an Event plus the sequence number and the
-// time the log gave it.
+// time the log gave it, and, from version 2 on, the size of the latest
+// checkpoint the log had signed when it was recorded.
 //
 // Its wire form (Encode, ParseEntry) is the leaf of the Merkle tree: the
 // leaf hash is tlog.RecordHash(Encode()), that is SHA-256 of a zero byte
@@ -29,28 +30,49 @@ import (
 // where <type> is token, int, time, hash or text, and escaping writes a
 // backslash as \\, a newline as \n and every other control byte (below 0x20,
 // and 0x7f) and every byte that is not part of valid UTF-8 as \xhh with
-// lowercase hex; everything else is written as it is. There is exactly one
-// encoding of each entry: ParseEntry refuses anything Encode would not have
-// written.
+// lowercase hex; everything else is written as it is.
 //
-// What may never change: every byte of the v1 form above, the names of the
-// types, and the leaf hash. A different form needs a new first line
-// ("carrel audit entry v2"), and entries already written keep theirs: a
+// Version 2, which Record writes, adds one line after seq:
+//
+//	carrel audit entry v2\n
+//	seq <decimal>\n
+//	checkpoint <decimal, no leading zeros>\n
+//	time …\n                           the rest exactly as in version 1
+//
+// checkpoint is the size of the latest checkpoint stored when the entry was
+// recorded (0 when there was none). In a log that was never cut back it is
+// at most seq. It puts the list of signed checkpoints inside the tree:
+// entry S records a checkpoint of size S exactly when one was signed, so
+// checkpoints deleted from audit.db are missed by the entries that come
+// after them (Verify).
+//
+// There is exactly one encoding of each entry: ParseEntry refuses anything
+// Encode would not have written.
+//
+// What may never change: every byte of the v1 and v2 forms above, the names
+// of the types, and the leaf hash. A different form needs a new first line
+// ("carrel audit entry v3"), and entries already written keep theirs: a
 // change here would make every existing log fail verification.
 type Entry struct {
-	Seq    int64 // the leaf index in the tree, from 0
-	Time   time.Time
-	Kind   Kind
-	Actor  string
-	Fields []Field // in key order
+	// Version is the wire form: 1 or 2 (0 is read as 1).
+	Version int
+	Seq     int64 // the leaf index in the tree, from 0
+	// Checkpoint is the size of the latest checkpoint stored when the entry
+	// was recorded; version 2 only.
+	Checkpoint int64
+	Time       time.Time
+	Kind       Kind
+	Actor      string
+	Fields     []Field // in key order
 }
 
-// entryMagic is the first line of a version 1 entry.
-const entryMagic = "carrel audit entry v1\n"
+// entryMagic is the first line of an entry of each version, without its
+// version number and newline.
+const entryMagic = "carrel audit entry v"
 
 // entryVersion is the version Record writes; stored beside each entry so a
 // later carrel knows which form to recompute.
-const entryVersion = 1
+const entryVersion = 2
 
 // maxEntryBytes bounds what ParseEntry reads: the largest entry Event.Check
 // lets through is far smaller.
@@ -86,6 +108,14 @@ func (e Entry) Encode() ([]byte, error) {
 	if e.Seq < 0 {
 		return nil, fmt.Errorf("encoding audit entry: negative sequence number %d", e.Seq)
 	}
+	switch v := e.Version; {
+	case v != 0 && v != 1 && v != 2:
+		return nil, fmt.Errorf("encoding audit entry %d: unknown version %d", e.Seq, v)
+	case v == 2 && e.Checkpoint < 0:
+		return nil, fmt.Errorf("encoding audit entry %d: negative checkpoint size %d", e.Seq, e.Checkpoint)
+	case v != 2 && e.Checkpoint != 0:
+		return nil, fmt.Errorf("encoding audit entry %d: version 1 carries no checkpoint size", e.Seq)
+	}
 	if !isName(string(e.Kind), ".-") {
 		return nil, fmt.Errorf("encoding audit entry %d: kind %q is not a kind name", e.Seq, e.Kind)
 	}
@@ -94,8 +124,13 @@ func (e Entry) Encode() ([]byte, error) {
 	}
 	b := make([]byte, 0, 256)
 	b = append(b, entryMagic...)
-	b = append(b, "seq "...)
+	b = strconv.AppendInt(b, int64(max(e.Version, 1)), 10)
+	b = append(b, "\nseq "...)
 	b = strconv.AppendInt(b, e.Seq, 10)
+	if e.Version == 2 {
+		b = append(b, "\ncheckpoint "...)
+		b = strconv.AppendInt(b, e.Checkpoint, 10)
+	}
 	b = append(b, "\ntime "...)
 	b = append(b, formatEntryTime(e.Time)...)
 	b = append(b, "\nkind "...)
@@ -133,76 +168,79 @@ func (e Entry) Hash() (tlog.Hash, error) {
 	return tlog.RecordHash(b), nil
 }
 
-// ParseEntry reads the v1 encoding of an entry, for example one carried in
-// an export bundle. It accepts only the canonical form: for any b it
-// accepts, Encode of the result returns b again.
+// ParseEntry reads the v1 or v2 encoding of an entry, for example one
+// carried in an export bundle. It accepts only the canonical form: for any b
+// it accepts, Encode of the result returns b again.
 func ParseEntry(b []byte) (Entry, error) {
 	var e Entry
 	if len(b) > maxEntryBytes {
 		return e, fmt.Errorf("audit entry: longer than %d bytes", maxEntryBytes)
 	}
-	if !bytes.HasPrefix(b, []byte(entryMagic)) {
-		if bytes.HasPrefix(b, []byte("carrel audit entry v1\r\n")) {
-			return e, fmt.Errorf("audit entry: lines end in CRLF; entries use LF (was the file converted?)")
-		}
-		if bytes.HasPrefix(b, []byte("carrel audit entry ")) {
-			return e, fmt.Errorf("audit entry: unsupported version %q", firstLine(b))
-		}
-		return e, fmt.Errorf("audit entry: does not start with %q", strings.TrimSpace(entryMagic))
+	first := firstLine(b)
+	switch {
+	case bytes.HasPrefix(b, []byte(entryMagic+"1\n")):
+		e.Version = 1
+	case bytes.HasPrefix(b, []byte(entryMagic+"2\n")):
+		e.Version = 2
+	case strings.HasSuffix(first, "\r") && (first == entryMagic+"1\r" || first == entryMagic+"2\r"):
+		return e, fmt.Errorf("audit entry: lines end in CRLF; entries use LF (was the file converted?)")
+	case strings.HasPrefix(first, "carrel audit entry "):
+		return e, fmt.Errorf("audit entry: unsupported version %q", first)
+	default:
+		return e, fmt.Errorf("audit entry: does not start with %q", entryMagic+"1")
 	}
 	if b[len(b)-1] != '\n' {
 		return e, fmt.Errorf("audit entry: does not end with a newline")
 	}
-	if len(b) == len(entryMagic) {
+	head := len(entryMagic) + 2
+	if len(b) == head {
 		return e, fmt.Errorf("audit entry: nothing after the first line")
 	}
-	lines := strings.Split(string(b[len(entryMagic):len(b)-1]), "\n")
-	if len(lines) < 4 {
-		return e, fmt.Errorf("audit entry: %d lines after the first, want at least 4 (seq, time, kind, actor)", len(lines))
+	lines := strings.Split(string(b[head:len(b)-1]), "\n")
+	names := []string{"seq", "time", "kind", "actor"}
+	if e.Version == 2 {
+		names = []string{"seq", "checkpoint", "time", "kind", "actor"}
 	}
-	header := func(i int, name string) (string, error) {
+	if len(lines) < len(names) {
+		return e, fmt.Errorf("audit entry: %d lines after the first, want at least %d (%s)", len(lines), len(names), strings.Join(names, ", "))
+	}
+	header := make(map[string]string, len(names))
+	for i, name := range names {
 		v, ok := strings.CutPrefix(lines[i], name+" ")
 		if !ok {
-			return "", fmt.Errorf("audit entry line %d: want %q", i+2, name+" …")
+			return e, fmt.Errorf("audit entry line %d: want %q", i+2, name+" …")
 		}
-		return v, nil
+		header[name] = v
 	}
 	var err error
-	var v string
-	if v, err = header(0, "seq"); err != nil {
-		return e, err
+	if e.Seq, err = parseCount(header["seq"]); err != nil {
+		return e, fmt.Errorf("audit entry: seq: %w", err)
 	}
-	if e.Seq, err = parseCount(v); err != nil {
-		return e, fmt.Errorf("audit entry line 2: seq: %w", err)
+	if e.Version == 2 {
+		if e.Checkpoint, err = parseCount(header["checkpoint"]); err != nil {
+			return e, fmt.Errorf("audit entry: checkpoint: %w", err)
+		}
 	}
-	if v, err = header(1, "time"); err != nil {
-		return e, err
+	if e.Time, err = parseEntryTime(header["time"]); err != nil {
+		return e, fmt.Errorf("audit entry: %w", err)
 	}
-	if e.Time, err = parseEntryTime(v); err != nil {
-		return e, fmt.Errorf("audit entry line 3: %w", err)
+	e.Kind = Kind(header["kind"])
+	if e.Actor, err = unescape(header["actor"]); err != nil {
+		return e, fmt.Errorf("audit entry: actor: %w", err)
 	}
-	if v, err = header(2, "kind"); err != nil {
-		return e, err
-	}
-	e.Kind = Kind(v)
-	if v, err = header(3, "actor"); err != nil {
-		return e, err
-	}
-	if e.Actor, err = unescape(v); err != nil {
-		return e, fmt.Errorf("audit entry line 5: actor: %w", err)
-	}
-	for i, line := range lines[4:] {
+	for i, line := range lines[len(names):] {
+		n := i + len(names) + 2
 		key, rest, ok1 := strings.Cut(line, " ")
 		tn, val, ok2 := strings.Cut(rest, " ")
 		if !ok1 || !ok2 {
-			return e, fmt.Errorf("audit entry line %d: want \"key type value\"", i+6)
+			return e, fmt.Errorf("audit entry line %d: want \"key type value\"", n)
 		}
 		typ, ok := typeByName(tn)
 		if !ok {
-			return e, fmt.Errorf("audit entry line %d: unknown field type %q", i+6, tn)
+			return e, fmt.Errorf("audit entry line %d: unknown field type %q", n, tn)
 		}
 		if val, err = unescape(val); err != nil {
-			return e, fmt.Errorf("audit entry line %d: field %q: %w", i+6, key, err)
+			return e, fmt.Errorf("audit entry line %d: field %q: %w", n, key, err)
 		}
 		e.Fields = append(e.Fields, Field{Key: key, Type: typ, Value: val})
 	}
@@ -216,11 +254,13 @@ func ParseEntry(b []byte) (Entry, error) {
 	return e, nil
 }
 
-// entryFromEvent builds the entry Record stores for ev.
-func entryFromEvent(seq int64, t time.Time, ev Event) Entry {
+// entryFromEvent builds the entry Record stores for ev, recorded when the
+// latest checkpoint had size checkpoint.
+func entryFromEvent(seq, checkpoint int64, t time.Time, ev Event) Entry {
 	fs := append([]Field(nil), ev.Fields...)
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Key < fs[j].Key })
-	return Entry{Seq: seq, Time: t.UTC().Round(0), Kind: ev.Kind, Actor: ev.Actor, Fields: fs}
+	return Entry{Version: entryVersion, Seq: seq, Checkpoint: checkpoint, Time: t.UTC().Round(0),
+		Kind: ev.Kind, Actor: ev.Actor, Fields: fs}
 }
 
 func formatEntryTime(t time.Time) string { return t.UTC().Format(entryTimeLayout) }

@@ -67,10 +67,64 @@ func TestEntryEncodeGolden(t *testing.T) {
 	}
 }
 
+// goldenEntryV2Bytes pins the v2 wire form: the v1 entry above, recorded
+// when the latest checkpoint had size 6. The leaf hash was computed
+// independently (Python hashlib) over the same bytes. Never update it.
+const (
+	goldenEntryV2Bytes = "carrel audit entry v2\n" +
+		"seq 7\n" +
+		"checkpoint 6\n" +
+		"time 2026-03-01T09:30:00.500000000Z\n" +
+		"kind config.rejected\n" +
+		"actor service\n" +
+		"count int 2\n" +
+		`problems text pc.id: empty\nversion: \\ \x01\x7f «ø» \xff` + "\n" +
+		"sha256 hash abababababababababababababababababababababababababababababababab\n"
+	goldenLeafHashV2 = "55db0d68de1de235580c65f264035cf35e90d11158f18646bf3352f38b1a24c6"
+)
+
+func TestEntryEncodeGoldenV2(t *testing.T) {
+	e := goldenEntry
+	e.Version, e.Checkpoint = 2, 6
+	got, err := e.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != goldenEntryV2Bytes {
+		t.Fatalf("Encode() =\n%s\nwant\n%s", got, goldenEntryV2Bytes)
+	}
+	h, err := e.Hash()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hex.EncodeToString(h[:]) != goldenLeafHashV2 {
+		t.Errorf("Hash() = %s; want %s", hex.EncodeToString(h[:]), goldenLeafHashV2)
+	}
+	back, err := ParseEntry([]byte(goldenEntryV2Bytes))
+	if err != nil {
+		t.Fatalf("ParseEntry(golden v2) = %v", err)
+	}
+	if back.Version != 2 || back.Checkpoint != 6 || back.Seq != 7 {
+		t.Errorf("ParseEntry(golden v2) = %+v; want version 2, checkpoint 6, seq 7", back)
+	}
+	// What Record writes is this form.
+	if rec := entryFromEvent(7, 6, goldenEntry.Time, Event{Kind: goldenEntry.Kind, Actor: goldenEntry.Actor,
+		Fields: []Field{goldenEntry.Fields[2], goldenEntry.Fields[0], goldenEntry.Fields[1]}}); !slices.Equal(must(rec.Encode()), got) {
+		t.Errorf("entryFromEvent(…).Encode() = %q; want the v2 golden", must(rec.Encode()))
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
 func TestParseEntryRoundTrip(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		ev := sampleEvent(i)
-		e := entryFromEvent(int64(i*1000), time.Date(2026, 1, 2, 3, 4, 5, i, time.UTC), ev)
+		e := entryFromEvent(int64(i*1000), int64(i*999), time.Date(2026, 1, 2, 3, 4, 5, i, time.UTC), ev)
 		b, err := e.Encode()
 		if err != nil {
 			t.Fatalf("Encode(sample %d) = %v", i, err)
@@ -96,7 +150,13 @@ func TestParseEntryRejects(t *testing.T) {
 		name, in, want string
 	}{
 		{"empty", "", "does not start with"},
-		{"other version", strings.Replace(g, "v1", "v2", 1), "unsupported version"},
+		{"other version", strings.Replace(g, "v1", "v3", 1), "unsupported version"},
+		{"v2 without checkpoint", strings.Replace(g, "v1", "v2", 1), `want "checkpoint`},
+		{"v1 with checkpoint", strings.Replace(goldenEntryV2Bytes, "v2", "v1", 1), `want "time`},
+		{"v2 checkpoint leading zero", strings.Replace(goldenEntryV2Bytes, "checkpoint 6", "checkpoint 06", 1), "checkpoint"},
+		{"v2 checkpoint negative", strings.Replace(goldenEntryV2Bytes, "checkpoint 6", "checkpoint -6", 1), "checkpoint"},
+		{"v2 checkpoint after time", strings.Replace(goldenEntryV2Bytes, "checkpoint 6\ntime 2026-03-01T09:30:00.500000000Z\n", "time 2026-03-01T09:30:00.500000000Z\ncheckpoint 6\n", 1), `want "checkpoint`},
+		{"v2 CRLF", strings.ReplaceAll(goldenEntryV2Bytes, "\n", "\r\n"), "CRLF"},
 		{"no final newline", strings.TrimSuffix(g, "\n"), "does not end with a newline"},
 		{"CRLF", strings.ReplaceAll(g, "\n", "\r\n"), "CRLF"},
 		{"too short", "carrel audit entry v1\nseq 1\n", "want at least 4"},

@@ -42,7 +42,13 @@ func newFixture(t testing.TB) fixture {
 	})
 	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 	for i := 0; i < 7; i++ {
-		b, err := entryFromEvent(int64(i), at.Add(time.Duration(i)*time.Second), sampleEvent(i)).Encode()
+		// A log written by an older carrel and then upgraded: version 1
+		// entries, then version 2 ones recording a checkpoint.
+		e := entryFromEvent(int64(i), int64(i/2), at.Add(time.Duration(i)*time.Second), sampleEvent(i))
+		if i < 3 {
+			e.Version, e.Checkpoint = 1, 0
+		}
+		b, err := e.Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,6 +89,7 @@ func newFixture(t testing.TB) fixture {
 
 func FuzzParseEntry(f *testing.F) {
 	f.Add([]byte(goldenEntryBytes))
+	f.Add([]byte(goldenEntryV2Bytes))
 	for _, e := range newFixture(f).entries {
 		f.Add(e)
 	}
@@ -165,7 +172,7 @@ func FuzzVerifyInclusion(f *testing.F) {
 func TestFuzzSeedsCommitted(t *testing.T) {
 	fx := newFixture(t)
 	seeds := map[string][][][]byte{
-		"FuzzParseEntry":      {{[]byte(goldenEntryBytes)}, {fx.entries[1]}, {fx.entries[2]}},
+		"FuzzParseEntry":      {{[]byte(goldenEntryBytes)}, {fx.entries[1]}, {fx.entries[2]}, {[]byte(goldenEntryV2Bytes)}, {fx.entries[4]}},
 		"FuzzOpenCheckpoint":  {{[]byte(goldenNote)}, {fx.note}, {fx.old}},
 		"FuzzParseProof":      {{fx.proofs[3]}, {fx.cons}},
 		"FuzzVerifyInclusion": {{fx.entries[4], fx.proofs[4], fx.note}, {fx.entries[0], fx.proofs[1], fx.note}},

@@ -59,6 +59,8 @@ type Log struct {
 	w *sql.DB // nil when read-only; one connection
 	r *sql.DB // read-only connections: readers never wait for the writer (WAL)
 
+	grown chan struct{} // see Grown
+
 	mu     sync.Mutex // orders this process's writers; guards closed
 	closed bool
 }
@@ -74,7 +76,7 @@ func Open(path string, opts Options) (*Log, error) {
 }
 
 func open(ctx context.Context, path string, opts Options) (*Log, error) {
-	l := &Log{path: path, ro: opts.ReadOnly, now: opts.Now}
+	l := &Log{path: path, ro: opts.ReadOnly, now: opts.Now, grown: make(chan struct{}, 1)}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -85,6 +87,7 @@ func open(ctx context.Context, path string, opts Options) (*Log, error) {
 		if opts.KeyPath == "" {
 			return nil, fmt.Errorf("no signing key path given")
 		}
+		testHookOpen("migrate")
 		w, err := openDB(ctx, path, false)
 		if err != nil {
 			return nil, err
@@ -110,7 +113,10 @@ func open(ctx context.Context, path string, opts Options) (*Log, error) {
 }
 
 // init settles the log's origin and its signing key, recording the key in a
-// key.created entry the first time this log sees it.
+// key.created entry the first time this log sees it. A log it creates gets
+// its first checkpoint in the same transaction: from then on a log with
+// entries and no checkpoint is one whose checkpoints were deleted, and the
+// signer refuses to sign it (tx.checkpoint).
 func (l *Log) init(ctx context.Context, opts Options) error {
 	origin, ok, err := getMeta(ctx, l.w, "origin")
 	if err != nil {
@@ -119,6 +125,7 @@ func (l *Log) init(ctx context.Context, opts Options) error {
 	if !ok {
 		origin = opts.Origin
 	}
+	testHookOpen("key")
 	k, err := loadOrCreateKey(opts.KeyPath, origin)
 	if err != nil {
 		return err
@@ -128,25 +135,40 @@ func (l *Log) init(ctx context.Context, opts Options) error {
 			opts.KeyPath, k.signer.Name(), origin)
 	}
 	l.origin, l.key, l.vkey = origin, k, k.verifier
+	testHookOpen("init")
 	return l.Update(ctx, func(tx *Tx) error {
-		if _, err := tx.tx.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)`, origin); err != nil {
-			return fmt.Errorf("storing origin: %w", err)
-		}
-		var n int
-		if err := tx.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM keys WHERE verifier = ?`, k.verifier).Scan(&n); err != nil {
-			return fmt.Errorf("reading keys: %w", err)
-		}
-		if n > 0 {
-			return nil
-		}
-		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO keys (verifier, added) VALUES (?, ?)`,
-			k.verifier, formatEntryTime(l.now())); err != nil {
-			return fmt.Errorf("storing verifier key: %w", err)
-		}
-		_, err := tx.Record(ctx, Event{Kind: KeyCreated, Actor: "audit",
-			Fields: []Field{Token("key", "audit-signing"), Hash("fingerprint", k.fingerprint)}})
+		err := tx.initKey(ctx, origin, k)
+		testHookOpen("commit")
 		return err
 	})
+}
+
+func (t *Tx) initKey(ctx context.Context, origin string, k signingKey) error {
+	size, err := treeSize(ctx, t.tx)
+	if err != nil {
+		return err
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT OR IGNORE INTO meta (key, value) VALUES ('origin', ?)`, origin); err != nil {
+		return fmt.Errorf("storing origin: %w", err)
+	}
+	var n int
+	if err := t.tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM keys WHERE verifier = ?`, k.verifier).Scan(&n); err != nil {
+		return fmt.Errorf("reading keys: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := t.tx.ExecContext(ctx, `INSERT INTO keys (verifier, added) VALUES (?, ?)`,
+		k.verifier, formatEntryTime(t.log.now())); err != nil {
+		return fmt.Errorf("storing verifier key: %w", err)
+	}
+	_, err = t.Record(ctx, Event{Kind: KeyCreated, Actor: "audit",
+		Fields: []Field{Token("key", "audit-signing"), Hash("fingerprint", k.fingerprint)}})
+	if err != nil || size > 0 {
+		return err
+	}
+	_, _, err = t.checkpoint(ctx, true)
+	return err
 }
 
 func (l *Log) loadReadOnly(ctx context.Context) error {
@@ -180,8 +202,9 @@ func (l *Log) Path() string { return l.path }
 // committed, and their sequence numbers valid, only when the function given
 // to Update returns nil.
 type Tx struct {
-	log *Log
-	tx  *sql.Tx
+	log      *Log
+	tx       *sql.Tx
+	appended bool // an entry was recorded
 }
 
 // SQL returns the underlying transaction, for a change to a table kept in
@@ -206,15 +229,29 @@ func (l *Log) Update(ctx context.Context, fn func(*Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("starting audit transaction: %w", err)
 	}
-	if err := fn(&Tx{log: l, tx: tx}); err != nil {
+	t := &Tx{log: l, tx: tx}
+	if err := fn(t); err != nil {
 		tx.Rollback()
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("committing audit transaction: %w", err)
 	}
+	if t.appended {
+		select {
+		case l.grown <- struct{}{}:
+		default: // one pending signal says it all
+		}
+	}
 	return nil
 }
+
+// Grown receives a value after a commit of this Log added entries; at most
+// one is pending. The service waits on it to sign a checkpoint soon after
+// the log grew, so that verify finds no entry without a signed checkpoint
+// for long. Entries other processes add are not seen: they sign their own
+// (Close does).
+func (l *Log) Grown() <-chan struct{} { return l.grown }
 
 // Record appends e and returns its sequence number once the entry is on
 // disk: an acknowledged entry survives a crash. With e.Once set, a second
@@ -257,9 +294,14 @@ func (t *Tx) Record(ctx context.Context, e Event) (int64, error) {
 	if err != nil {
 		return -1, fmt.Errorf("recording %s: %w", e.Kind, err)
 	}
-	if err := t.insert(ctx, entryFromEvent(seq, t.log.now(), e), e.Once); err != nil {
+	cp, err := latestSize(ctx, t.tx)
+	if err != nil {
+		return -1, fmt.Errorf("recording %s: %w", e.Kind, err)
+	}
+	if err := t.insert(ctx, entryFromEvent(seq, cp, t.log.now(), e), e.Once); err != nil {
 		return -1, fmt.Errorf("recording %s as entry %d: %w", e.Kind, seq, err)
 	}
+	t.appended = true
 	return seq, nil
 }
 
@@ -277,8 +319,8 @@ func (t *Tx) insert(ctx context.Context, ent Entry, once string) error {
 	if once != "" {
 		onceArg = once
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO entries (seq, v, time, kind, actor, once) VALUES (?, ?, ?, ?, ?, ?)`,
-		ent.Seq, entryVersion, formatEntryTime(ent.Time), string(ent.Kind), ent.Actor, onceArg)
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO entries (seq, v, checkpoint, time, kind, actor, once) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		ent.Seq, ent.Version, ent.Checkpoint, formatEntryTime(ent.Time), string(ent.Kind), ent.Actor, onceArg)
 	if err != nil {
 		return err
 	}
@@ -352,3 +394,8 @@ func (l *Log) closeDBs() error {
 	}
 	return errors.Join(errs...)
 }
+
+// testHookOpen lets the kill test report, from a child process, which step
+// of opening a writable log it has reached, so that it can kill the child
+// inside Open on purpose rather than by luck of timing.
+var testHookOpen = func(step string) {}

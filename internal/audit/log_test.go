@@ -188,7 +188,28 @@ func TestUpdateIsAtomic(t *testing.T) {
 	if err != nil || len(seqs) != 3 || seqs[0] != 1 || seqs[2] != 3 {
 		t.Errorf("Update recording 3 = %v, %v; want seqs 1..3", seqs, err)
 	}
+	// The failed Update signalled no growth; the one that committed did.
+	select {
+	case <-l.Grown():
+	default:
+		t.Error("Grown() had no signal after an Update that recorded entries")
+	}
+	select {
+	case <-l.Grown():
+		t.Error("Grown() had a second signal pending")
+	default:
+	}
+	checkpoint(t, l)
 	mustVerify(t, l, VerifyOptions{})
+}
+
+func checkpoint(t testing.TB, l *Log) Checkpoint {
+	t.Helper()
+	cp, err := l.Checkpoint(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }
 
 func TestConcurrentWriters(t *testing.T) {
@@ -233,6 +254,7 @@ func TestConcurrentWriters(t *testing.T) {
 	if n, _ := l.Size(ctx); n != 1+workers*each {
 		t.Errorf("Size() = %d; want %d", n, 1+workers*each)
 	}
+	checkpoint(t, l)
 	mustVerify(t, l, VerifyOptions{})
 }
 
@@ -250,16 +272,30 @@ func TestReadOnly(t *testing.T) {
 	if ro.Verifier() != l.Verifier() || ro.Origin() != testOrigin {
 		t.Errorf("read-only Verifier, Origin = %q, %q; want %q, %q", ro.Verifier(), ro.Origin(), l.Verifier(), testOrigin)
 	}
-	// The writer goes on while the reader reads.
+	// The writer goes on while the reader reads: its newest entries are
+	// not signed yet, and Verify says so.
 	fill(t, l, 3, 0)
-	rep := mustVerify(t, ro, VerifyOptions{})
-	if rep.Entries != 14 || rep.Checkpoints != 2 || rep.Latest.Size != 9 {
-		t.Errorf("read-only Verify = %+v; want 14 entries, 2 checkpoints, latest of 9", rep)
+	ve := verifyErr(t, ro, VerifyOptions{})
+	if !errors.Is(ve, ErrUnsigned) || !strings.HasPrefix(ve.Error(), "entries 9–13: covered by no signed checkpoint (the latest signed checkpoint covers entries 0–8)") {
+		t.Errorf("read-only Verify with 3 unsigned entries = %q; want entries 9–13 named, matching ErrUnsigned", ve)
 	}
-	if _, err := ro.Prove(ctx, 12); err == nil || !strings.Contains(err.Error(), "newer than the latest checkpoint") {
+	checkpoint(t, l)
+	fill(t, l, 1, 0)
+	if ve := verifyErr(t, ro, VerifyOptions{}); !errors.Is(ve, ErrUnsigned) || !strings.HasPrefix(ve.Error(), "entry 14: covered by no signed checkpoint") {
+		t.Errorf("read-only Verify with 1 unsigned entry = %q; want entry 14 named", ve)
+	}
+	rep := mustVerify(t, ro, VerifyOptions{Trusted: checkpoint(t, l).Note})
+	if rep.Entries != 15 || rep.Checkpoints != 5 || rep.Latest.Size != 15 {
+		t.Errorf("read-only Verify = %+v; want 15 entries, 5 checkpoints, latest of 15", rep)
+	}
+	if !strings.Contains(rep.Limits(), "the whole log is as it was when the trusted checkpoint was kept") {
+		t.Errorf("Limits() = %q", rep.Limits())
+	}
+	fill(t, l, 2, 0)
+	if _, err := ro.Prove(ctx, 16); err == nil || !strings.Contains(err.Error(), "newer than the latest checkpoint") {
 		t.Errorf("read-only Prove(entry after the latest checkpoint) = %v; want \"newer than the latest checkpoint\"", err)
 	}
-	if _, err := ro.Prove(ctx, 14); err == nil || !strings.Contains(err.Error(), "no such entry") {
+	if _, err := ro.Prove(ctx, 17); err == nil || !strings.Contains(err.Error(), "no such entry") {
 		t.Errorf("read-only Prove(beyond the log) = %v; want \"no such entry\"", err)
 	}
 	p, err := ro.Prove(ctx, 5)
@@ -275,8 +311,8 @@ func TestCheckpointIfGrown(t *testing.T) {
 	ctx := context.Background()
 	l, _ := testLog(t)
 	cp, made, err := l.CheckpointIfGrown(ctx)
-	if err != nil || !made || cp.Size != 1 {
-		t.Fatalf("CheckpointIfGrown on a new log = %+v, %v, %v; want a new checkpoint of size 1", cp, made, err)
+	if err != nil || made || cp.Size != 1 {
+		t.Fatalf("CheckpointIfGrown on a new log = %+v, %v, %v; want the checkpoint of size 1 made with the log", cp, made, err)
 	}
 	again, made, err := l.CheckpointIfGrown(ctx)
 	if err != nil || made || string(again.Note) != string(cp.Note) {
@@ -330,17 +366,26 @@ func TestKeyCreationCrashLeftovers(t *testing.T) {
 	}
 }
 
-func TestNoCheckpointYet(t *testing.T) {
-	_, dir := testLog(t) // open, never closed: no shutdown checkpoint yet
+// TestFirstCheckpoint: a new log is signed as it is made, in the
+// transaction that records its key; a log with entries and no checkpoint
+// is one whose checkpoints were deleted, and the PC will not sign it.
+func TestFirstCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	_, dir := testLog(t) // open, never closed: no shutdown checkpoint
 	ro := reopen(t, dir, true)
-	if _, err := ro.Latest(context.Background()); !errors.Is(err, ErrNoCheckpoint) {
-		t.Errorf("Latest() before any checkpoint = %v; want ErrNoCheckpoint", err)
-	}
-	if _, err := ro.Prove(context.Background(), 0); !errors.Is(err, ErrNoCheckpoint) {
-		t.Errorf("read-only Prove before any checkpoint = %v; want ErrNoCheckpoint", err)
+	cp, err := ro.Latest(ctx)
+	if err != nil || cp.Size != 1 {
+		t.Fatalf("Latest() of a new log = %v, %v; want the checkpoint of size 1", cp, err)
 	}
 	rep := mustVerify(t, ro, VerifyOptions{})
-	if rep.Checkpoints != 0 || rep.Latest != nil || rep.Entries != 1 {
-		t.Errorf("Verify() before any checkpoint = %+v", rep)
+	if rep.Checkpoints != 1 || rep.Entries != 1 {
+		t.Errorf("Verify() of a new log = %+v", rep)
+	}
+	p, err := ro.Prove(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyInclusion(p.Entry, p.Inclusion.Text(), p.Checkpoint.Note, ro.Verifier()); err != nil {
+		t.Errorf("VerifyInclusion(key.created) = %v", err)
 	}
 }

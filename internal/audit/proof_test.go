@@ -157,8 +157,8 @@ func TestCorruptConsistencyProofs(t *testing.T) {
 	ctx := context.Background()
 	l := proofLog(t)
 	vkey := l.Verifier()
-	cps := checkpointsOf(t, l)
-	old, latest := cps[0], cps[2]
+	cps := checkpointsOf(t, l) // sizes 1 (the new log), 6, 13, 20
+	old, latest := cps[1], cps[3]
 	p, got, err := l.ProveConsistency(ctx, old.Size)
 	if err != nil {
 		t.Fatal(err)
@@ -195,7 +195,7 @@ func TestCorruptConsistencyProofs(t *testing.T) {
 		{"new+1", with(func(q *ConsistencyProof) { q.New++ }), old.Note, latest.Note, vkey},
 		{"new-1", with(func(q *ConsistencyProof) { q.New-- }), old.Note, latest.Note, vkey},
 		{"checkpoints swapped", p.Text(), latest.Note, old.Note, vkey},
-		{"middle checkpoint", p.Text(), cps[1].Note, latest.Note, vkey},
+		{"middle checkpoint", p.Text(), cps[2].Note, latest.Note, vkey},
 		{"hash dropped", with(func(q *ConsistencyProof) { q.Hashes = q.Hashes[1:] }), old.Note, latest.Note, vkey},
 		{"hash added", with(func(q *ConsistencyProof) { q.Hashes = append(q.Hashes, q.Hashes[0]) }), old.Note, latest.Note, vkey},
 		{"other log", p.Text(), old.Note, fcp.Note, vkey},

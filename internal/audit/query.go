@@ -65,6 +65,7 @@ func (l *Log) Each(ctx context.Context, q Query, fn func(Entry) error) error {
 type storedEntry struct {
 	seq          int64
 	v            int64
+	checkpoint   sql.NullInt64 // version 2 only
 	time         string
 	kind, actor  string
 	fields       []storedField
@@ -75,8 +76,13 @@ type storedField struct{ key, typ, value string }
 
 // entry converts s, refusing anything Record would not have written.
 func (s storedEntry) entry() (Entry, error) {
-	if s.v != entryVersion {
+	switch {
+	case s.v != 1 && s.v != 2:
 		return Entry{}, fmt.Errorf("unknown entry version %d", s.v)
+	case s.v == 2 && !s.checkpoint.Valid:
+		return Entry{}, fmt.Errorf("a version 2 entry without its checkpoint size")
+	case s.v == 1 && s.checkpoint.Valid:
+		return Entry{}, fmt.Errorf("a version 1 entry with a checkpoint size")
 	}
 	if s.nullInFields {
 		return Entry{}, fmt.Errorf("a field has empty columns")
@@ -85,7 +91,7 @@ func (s storedEntry) entry() (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
-	e := Entry{Seq: s.seq, Time: t, Kind: Kind(s.kind), Actor: s.actor}
+	e := Entry{Version: int(s.v), Seq: s.seq, Checkpoint: s.checkpoint.Int64, Time: t, Kind: Kind(s.kind), Actor: s.actor}
 	for _, f := range s.fields {
 		typ, ok := typeByName(f.typ)
 		if !ok {
@@ -120,7 +126,7 @@ func scanStored(ctx context.Context, db querier, q Query, fn func(storedEntry) e
 	if q.From > 0 {
 		conds, args = append(conds, "seq >= ?"), append(args, q.From)
 	}
-	query := `SELECT e.seq, e.v, e.time, e.kind, e.actor, f.key, f.type, f.value
+	query := `SELECT e.seq, e.v, e.checkpoint, e.time, e.kind, e.actor, f.key, f.type, f.value
 		FROM entries e LEFT JOIN fields f ON f.seq = e.seq`
 	if len(conds) > 0 || q.Limit > 0 {
 		limit := -1
@@ -144,7 +150,7 @@ func scanStored(ctx context.Context, db querier, q Query, fn func(storedEntry) e
 	for rows.Next() {
 		var s storedEntry
 		var key, typ, value sql.NullString
-		if err := rows.Scan(&s.seq, &s.v, &s.time, &s.kind, &s.actor, &key, &typ, &value); err != nil {
+		if err := rows.Scan(&s.seq, &s.v, &s.checkpoint, &s.time, &s.kind, &s.actor, &key, &typ, &value); err != nil {
 			return fmt.Errorf("reading audit entries: %w", err)
 		}
 		if cur != nil && cur.seq != s.seq {

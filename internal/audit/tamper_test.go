@@ -18,7 +18,8 @@ import (
 // must make Verify fail and name what was changed.
 
 // tamperLog returns a closed log of 20 entries with checkpoints at sizes
-// 6, 11, 16 and 20 (ids 1 to 4), and its folder.
+// 1 (signed when the log was made), 6, 11, 16 and 20 (ids 1 to 5), and its
+// folder.
 func tamperLog(t *testing.T) string {
 	t.Helper()
 	l, dir := testLog(t)
@@ -52,19 +53,23 @@ func TestTamperOneEntry(t *testing.T) {
 		{"time respelled", `UPDATE entries SET time = replace(time, '.000000000Z', 'Z') WHERE seq = 9`, "entry 9"},
 		{"kind", `UPDATE entries SET kind = 'capture.stop' WHERE seq = 4`, "entry 4"},
 		{"actor", `UPDATE entries SET actor = 'someone' WHERE seq = 12`, "entry 12"},
-		{"version", `UPDATE entries SET v = 2 WHERE seq = 10`, "entry 10"},
+		{"version", `UPDATE entries SET v = 3 WHERE seq = 10`, "entry 10"},
+		{"version 1 with its checkpoint size", `UPDATE entries SET v = 1 WHERE seq = 10`, "entry 10"},
+		{"version 1 form", `UPDATE entries SET v = 1, checkpoint = NULL WHERE seq = 10`, "entry 10"},
+		{"checkpoint size", `UPDATE entries SET checkpoint = 1 WHERE seq = 8`, "entry 8"},
+		{"checkpoint size removed", `UPDATE entries SET checkpoint = NULL WHERE seq = 8`, "entry 8"},
 		{"leaf hash", fmt.Sprintf(`UPDATE hashes SET hash = randomblob(32) WHERE id = %d`, tlog.StoredHashIndex(0, 5)), "entry 5"},
 		{"interior hash", fmt.Sprintf(`UPDATE hashes SET hash = randomblob(32) WHERE id = %d`, tlog.StoredHashIndex(2, 1)), fmt.Sprintf("tree hash %d", tlog.StoredHashIndex(2, 1))},
 		{"hash deleted", fmt.Sprintf(`DELETE FROM hashes WHERE id = %d`, tlog.StoredHashIndex(0, 11)), "entry 11"},
-		{"checkpoint body", `UPDATE checkpoints SET note = replace(note, char(10) || '11' || char(10), char(10) || '12' || char(10)) WHERE id = 2`, "checkpoint 2 (size 11)"},
-		{"checkpoint size column", `UPDATE checkpoints SET size = 12 WHERE id = 2`, "checkpoint 2 (size 12)"},
-		{"checkpoint replaced by older", `UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE id = 1), size = 6 WHERE id = 3`, "checkpoint 3 (size 6)"},
+		{"checkpoint body", `UPDATE checkpoints SET note = replace(note, char(10) || '11' || char(10), char(10) || '12' || char(10)) WHERE id = 3`, "checkpoint 3 (size 11)"},
+		{"checkpoint size column", `UPDATE checkpoints SET size = 12 WHERE id = 3`, "checkpoint 3 (size 12)"},
+		{"checkpoint replaced by older", `UPDATE checkpoints SET note = (SELECT note FROM checkpoints WHERE id = 2), size = 6 WHERE id = 4`, "checkpoint 4 (size 6)"},
 		{"extra signing key", `INSERT INTO keys (verifier, added) VALUES ('carrel/pc-01+ab2cd60d+AYqI4910CfGV/VLbLTy6XXLKZwm/HZQSG/N0iAG0D29c', 'x')`, "signing key"},
-		{"origin", `UPDATE meta SET value = 'carrel/pc-99' WHERE key = 'origin'`, "checkpoint 1 (size 6)"},
+		{"origin", `UPDATE meta SET value = 'carrel/pc-99' WHERE key = 'origin'`, "checkpoint 1 (size 1)"},
 		// With several changes, the first entry is named, whichever check
 		// finds it.
-		{"unreadable after changed", `UPDATE entries SET v = 2 WHERE seq = 9; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 6"},
-		{"unreadable before changed", `UPDATE entries SET v = 2 WHERE seq = 4; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 4"},
+		{"unreadable after changed", `UPDATE entries SET v = 3 WHERE seq = 9; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 6"},
+		{"unreadable before changed", `UPDATE entries SET v = 3 WHERE seq = 4; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 4"},
 		{"gap after changed", `DELETE FROM entries WHERE seq = 12; UPDATE fields SET value = '4242' WHERE seq = 6 AND key = 'pid'`, "entry 6"},
 		{"interior hash before changed", fmt.Sprintf(`UPDATE hashes SET hash = randomblob(32) WHERE id = %d; UPDATE entries SET actor = 'x' WHERE seq = 14`, tlog.StoredHashIndex(1, 2)), fmt.Sprintf("tree hash %d", tlog.StoredHashIndex(1, 2))},
 	}
@@ -94,7 +99,7 @@ func TestTamperDeleteAndSwap(t *testing.T) {
 		{"delete first", `DELETE FROM fields WHERE seq = 0; DELETE FROM entries WHERE seq = 0`, "entry 0"},
 		{"delete last", `DELETE FROM fields WHERE seq = 19; DELETE FROM entries WHERE seq = 19`, "entry 19"},
 		{"delete last with its hashes", fmt.Sprintf(`DELETE FROM fields WHERE seq = 19; DELETE FROM entries WHERE seq = 19; DELETE FROM hashes WHERE id >= %d`,
-			tlog.StoredHashIndex(0, 19)), "checkpoint 4 (size 20)"},
+			tlog.StoredHashIndex(0, 19)), "checkpoint 5 (size 20)"},
 		{"swap two", swap(4, 9), "entry 4"},
 		{"swap neighbours", swap(12, 13), "entry 12"},
 		{"renumber to close a gap", `DELETE FROM fields WHERE seq = 7; DELETE FROM entries WHERE seq = 7;
@@ -125,8 +130,8 @@ func TestTamperTruncateAndAppend(t *testing.T) {
 	l := reopen(t, dir, false)
 	fill(t, l, 10, 0) // carrel goes on writing after the attack
 	ve := verifyErr(t, l, VerifyOptions{})
-	if !strings.HasPrefix(ve.Error(), "checkpoint 3 (size 16):") {
-		t.Errorf("Verify after truncate and append = %q; want it to name checkpoint 3", ve)
+	if !strings.HasPrefix(ve.Error(), "checkpoint 4 (size 16):") {
+		t.Errorf("Verify after truncate and append = %q; want it to name checkpoint 4", ve)
 	}
 	// The PC refuses to sign over the rewritten history.
 	if _, err := l.Checkpoint(context.Background()); err == nil || !strings.Contains(err.Error(), "refusing to sign") {
@@ -186,7 +191,7 @@ func TestTamperReplaceLog(t *testing.T) {
 		{"same key, shorter, trusted", false, 3, false, true, "trusted checkpoint:", "has only 4"},
 		{"same key, same length, trusted", false, 19, false, true, "trusted checkpoint:", "does not extend"},
 		{"new key, trusted", true, 30, false, true, "trusted checkpoint:", "not signed by a trusted key"},
-		{"new key, verifier", true, 30, true, false, "checkpoint 1 (size 31):", "not signed by a trusted key"},
+		{"new key, verifier", true, 30, true, false, "checkpoint 1 (size 1):", "not signed by a trusted key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -232,6 +237,9 @@ func TestTrustedAndVerifierPassOnGenuineLog(t *testing.T) {
 	}
 	l := reopen(t, dir, false)
 	fill(t, l, 7, 3)
+	if _, err := l.Checkpoint(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	rep := mustVerify(t, l, VerifyOptions{Trusted: trusted, Verifiers: []string{key}})
 	if rep.Trusted == nil || rep.Trusted.Size != 20 || rep.Entries != 27 {
 		t.Errorf("Verify(trusted, verifier) = %+v; want 27 entries extending the trusted 20", rep)
@@ -266,7 +274,7 @@ func TestKeyReplacedIsRecorded(t *testing.T) {
 	}
 	mustVerify(t, l, VerifyOptions{Verifiers: []string{oldKey, l.Verifier()}})
 	ve := verifyErr(t, l, VerifyOptions{Verifiers: []string{l.Verifier()}})
-	if !strings.HasPrefix(ve.Error(), "checkpoint 1 (size 6):") {
+	if !strings.HasPrefix(ve.Error(), "checkpoint 1 (size 1):") {
 		t.Errorf("Verify(only the new key) = %q; want checkpoint 1 named", ve)
 	}
 }

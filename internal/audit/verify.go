@@ -16,19 +16,32 @@ import (
 // claims to be.
 var ErrTampered = errors.New("audit log does not verify")
 
+// ErrUnsigned is what a VerifyError matches when the only problem found is
+// that the newest entries are covered by no signed checkpoint: they could
+// have been changed or cut without the key. A running service signs within
+// seconds of an entry; a service that stopped uncleanly signs at its next
+// start.
+var ErrUnsigned = errors.New("audit log has entries no signed checkpoint covers")
+
 // VerifyError names the first entry or checkpoint that failed.
 type VerifyError struct {
-	// What is "entry N", "checkpoint N (size S)", "trusted checkpoint",
-	// "tree hash N", "signing key" or "log".
+	// What is "entry N", "entries N–M", "checkpoint N (size S)",
+	// "checkpoint of size S", "trusted checkpoint", "tree hash N",
+	// "signing key" or "log".
 	What   string
 	Entry  int64 // the entry's sequence number, or -1
 	Reason string
+
+	unsigned bool // the failure is ErrUnsigned's
 }
 
 func (e *VerifyError) Error() string { return e.What + ": " + e.Reason }
 
-// Is makes errors.Is(err, ErrTampered) true.
-func (e *VerifyError) Is(target error) bool { return target == ErrTampered }
+// Is makes errors.Is(err, ErrTampered) true, and errors.Is(err,
+// ErrUnsigned) for an uncovered tail.
+func (e *VerifyError) Is(target error) bool {
+	return target == ErrTampered || target == ErrUnsigned && e.unsigned
+}
 
 func entryError(seq int64, format string, a ...any) *VerifyError {
 	return &VerifyError{What: fmt.Sprintf("entry %d", seq), Entry: seq, Reason: fmt.Sprintf(format, a...)}
@@ -67,11 +80,7 @@ func (r Report) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "audit log intact: %d entries, %d checkpoints", r.Entries, r.Checkpoints)
 	if r.Latest != nil {
-		fmt.Fprintf(&b, " (latest covers %d", r.Latest.Size)
-		if n := r.Entries - r.Latest.Size; n > 0 {
-			fmt.Fprintf(&b, "; %d newer entries not yet signed", n)
-		}
-		b.WriteString(")")
+		fmt.Fprintf(&b, " (latest covers %d)", r.Latest.Size)
 	}
 	if r.Trusted != nil {
 		fmt.Fprintf(&b, ", extends the trusted checkpoint of size %d", r.Trusted.Size)
@@ -80,17 +89,44 @@ func (r Report) String() string {
 	return b.String()
 }
 
+// Limits says, in plain words, what the report cannot prove: everything
+// on the PC, the signing key included, is in the hands of whoever
+// administers it.
+func (r Report) Limits() string {
+	if r.Trusted == nil {
+		return "not compared with a checkpoint kept off the PC: a log cut back to one of its own checkpoints, " +
+			"or rewritten and signed again with this PC's key, looks the same on the PC; only a checkpoint " +
+			"kept off it (--trusted FILE, from `carrel audit checkpoint`) or a witness can prove the log's end"
+	}
+	if r.Trusted.Size == r.Entries {
+		return "the whole log is as it was when the trusted checkpoint was kept"
+	}
+	return fmt.Sprintf("entries 0–%d are as they were when the trusted checkpoint was kept; entries %d–%d rest on this PC's key alone "+
+		"(keep a newer checkpoint off the PC, or use a witness, to prove them)", r.Trusted.Size-1, r.Trusted.Size, r.Entries-1)
+}
+
 // Verify checks the whole log and returns a *VerifyError naming the first
 // thing that fails:
 //   - entries are numbered 0, 1, 2, … without a gap, and each is in
-//     canonical form;
+//     canonical form, no version 1 entry after a version 2 one;
 //   - every stored tree hash equals the one recomputed from the entries'
 //     fields, and no hash is missing or left over;
 //   - every signing key of the log was recorded by a key.created entry;
 //   - every checkpoint is validly signed (by opts.Verifiers when given),
 //     names this log, and its root is the root of the recomputed tree at its
 //     size, so the log extends each of them;
-//   - with opts.Trusted, the log extends that checkpoint too.
+//   - every version 2 entry names the latest stored checkpoint not larger
+//     than its own sequence number: a checkpoint an entry names that is not
+//     stored was deleted;
+//   - with opts.Trusted, the log extends that checkpoint too;
+//   - a signed checkpoint (the PC's latest, or opts.Trusted) covers every
+//     entry; else the error names the uncovered entries and matches
+//     ErrUnsigned.
+//
+// Even a log that passes may have been cut back to one of its checkpoints,
+// or rewritten and signed again by someone holding the PC's key: only
+// opts.Trusted, a checkpoint kept off the PC, or a witness shows that
+// (Report.Limits).
 //
 // Other errors (an unreadable file) are returned as they are.
 func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
@@ -105,10 +141,10 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	v := &verification{ctx: ctx, tx: tx, origin: origin, keys: map[string]int64{}}
+	v := &verification{ctx: ctx, tx: tx, origin: origin, keys: map[string]int64{}, firstV2: -1}
 	steps := []func() error{v.entries, v.orphanFields, v.storedHashes, v.signingKeys,
-		func() error { return v.checkpoints(opts.Verifiers) },
-		func() error { return v.trusted(opts.Trusted) }}
+		func() error { return v.checkpoints(opts.Verifiers) }, v.records,
+		func() error { return v.trusted(opts.Trusted) }, v.covered}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return Report{}, err
@@ -129,6 +165,10 @@ type verification struct {
 	report Report
 	bad    *VerifyError // the first problem with an entry or the tree
 	badAt  int64        // the entry it is at
+
+	recorded []int64 // each entry's checkpoint size; -1 for version 1
+	firstV2  int64   // the first version 2 entry, or -1
+	sizes    []int64 // the stored checkpoints' sizes, in order
 }
 
 func (v *verification) reader() tlog.HashReader {
@@ -172,6 +212,17 @@ func (v *verification) entries() error {
 		if err != nil {
 			v.flag(entryError(n, "%v", err), n)
 		}
+		rec := int64(-1)
+		switch {
+		case err == nil && e.Version == 2:
+			rec = e.Checkpoint
+			if v.firstV2 < 0 {
+				v.firstV2 = n
+			}
+		case err == nil && v.firstV2 >= 0:
+			v.flag(entryError(n, "is in the version 1 form, after entry %d in version 2: entries were rewritten", v.firstV2), n)
+		}
+		v.recorded = append(v.recorded, rec)
 		hs, err := tlog.StoredHashesForRecordHash(n, leaf, v.reader())
 		if err != nil {
 			return err
@@ -333,8 +384,59 @@ func (v *verification) checkpoints(given []string) error {
 		prev = c.Size
 		v.report.Checkpoints++
 		v.report.Latest = &c
+		v.sizes = append(v.sizes, c.Size)
 	}
 	return rows.Err()
+}
+
+// records checks the checkpoint sizes version 2 entries carry against the
+// checkpoints stored: each names the latest checkpoint not larger than its
+// own sequence number, the one that was latest when it was recorded.
+func (v *verification) records() error {
+	want, next := int64(0), 0
+	for n, rec := range v.recorded {
+		for next < len(v.sizes) && v.sizes[next] <= int64(n) {
+			want = v.sizes[next]
+			next++
+		}
+		switch {
+		case rec < 0 || rec == want:
+		case rec > int64(n):
+			return entryError(int64(n), "records a checkpoint of size %d, beyond its own place in the log: the log was cut back after that checkpoint was signed", rec)
+		case rec > want:
+			return &VerifyError{What: fmt.Sprintf("checkpoint of size %d", rec), Entry: int64(n),
+				Reason: fmt.Sprintf("missing: entry %d records that it was signed before entry %d was written, but audit.db no longer holds it: checkpoints were deleted", n, n)}
+		default:
+			return entryError(int64(n), "records that the latest checkpoint had size %d when it was written, but a checkpoint of size %d was signed before it: the entry was rewritten", rec, want)
+		}
+	}
+	return nil
+}
+
+// covered fails when a tail of the log is covered by no signed
+// checkpoint: the PC's latest, or the trusted one.
+func (v *verification) covered() error {
+	var cov int64
+	if v.report.Latest != nil {
+		cov = v.report.Latest.Size
+	}
+	if v.report.Trusted != nil {
+		cov = max(cov, v.report.Trusted.Size)
+	}
+	n := v.report.Entries
+	if cov >= n {
+		return nil
+	}
+	what := fmt.Sprintf("entries %d–%d", cov, n-1)
+	if cov == n-1 {
+		what = fmt.Sprintf("entry %d", cov)
+	}
+	latest := "there is no signed checkpoint"
+	if cov > 0 {
+		latest = fmt.Sprintf("the latest signed checkpoint covers entries 0–%d", cov-1)
+	}
+	return &VerifyError{What: what, Entry: cov, unsigned: true,
+		Reason: "covered by no signed checkpoint (" + latest + "): anyone with access to the PC could have changed them, or cut entries after them, without its key"}
 }
 
 // check opens a checkpoint and checks that the log extends it.

@@ -25,6 +25,12 @@ var (
 	purgeEvery     = time.Hour
 	pollEvery      = time.Second // config polling, beside file notifications
 	settle         = 300 * time.Millisecond
+	// The audit log is signed checkpointDelay after its last new entry, and
+	// no later than checkpointMaxDelay after the first unsigned one, so that
+	// `carrel audit verify` finds no unsigned entries for long (a steady
+	// stream of entries, e.g. refused API calls, cannot postpone it).
+	checkpointDelay    = 2 * time.Second
+	checkpointMaxDelay = 10 * time.Second
 )
 
 // Options configure Run.
@@ -239,11 +245,26 @@ func (d *Daemon) loop(ctx context.Context) {
 	cfg := d.config()
 	checkpoint := time.NewTicker(cfg.Audit.CheckpointInterval.D())
 	defer checkpoint.Stop()
+	sign := time.NewTimer(time.Hour)
+	sign.Stop() // armed when the log grows
+	defer sign.Stop()
+	var unsignedSince time.Time // the first entry since the last checkpoint; zero when none
 	changes := d.watchConfig(ctx, cfg.SHA256[:])
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-d.audit.Grown():
+			now := time.Now()
+			if unsignedSince.IsZero() {
+				unsignedSince = now
+			}
+			sign.Reset(min(checkpointDelay, unsignedSince.Add(checkpointMaxDelay).Sub(now)))
+		case <-sign.C:
+			unsignedSince = time.Time{}
+			if _, _, err := d.audit.CheckpointIfGrown(ctx); err != nil && ctx.Err() == nil {
+				d.log.Error("audit checkpoint", "err", err)
+			}
 		case <-heartbeat.C:
 			if err := d.bookings.Heartbeat(ctx); err != nil && ctx.Err() == nil {
 				d.log.Error("heartbeat", "err", err)
