@@ -141,7 +141,7 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 	case approved == "":
 		bad("approved_by", "missing: a second person must approve the case")
 	case declared == approved:
-		bad("approved_by", "is the same person as declared_by; a second person must approve the case")
+		bad("approved_by", "is the same person as declared_by (names are compared ignoring case, accents, spacing and invisible characters); a second person must approve the case")
 	}
 	if c.NoticePostedAt.IsZero() {
 		bad("notice_posted_at", "missing: the notice must be posted at the PCs before traffic is logged")
@@ -206,11 +206,6 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 	return cd
 }
 
-// person normalises a name for the four-eyes comparison: case, spacing and
-// surrounding blanks do not make two people.
-func person(s string) string {
-	return strings.ToLower(strings.Join(strings.Fields(s), " "))
-}
 
 // earliest returns the earliest of ts that lies after now, or cur.
 func earliest(cur, now time.Time, ts ...time.Time) time.Time {
