@@ -206,7 +206,6 @@ func judge(cfg *config.Config, c config.Case, pc string, now time.Time, seen map
 	return cd
 }
 
-
 // earliest returns the earliest of ts that lies after now, or cur.
 func earliest(cur, now time.Time, ts ...time.Time) time.Time {
 	for _, t := range ts {
