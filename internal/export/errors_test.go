@@ -3,6 +3,7 @@ package export
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,7 +59,8 @@ func TestRunRefusesBadRequests(t *testing.T) {
 	f := standard(t)
 	out := filepath.Join(f.root, "bundle")
 	other := filepath.Join(f.root, "other.key")
-	if _, err := seal.WriteIdentityFile(other, f.clock()); err != nil {
+	otherRecipient, err := seal.WriteIdentityFile(other, f.clock())
+	if err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -76,6 +78,14 @@ func TestRunRefusesBadRequests(t *testing.T) {
 		{"PC with a space", func(o *Options) { o.PCs = []string{"pc 01"} }, `PC id "pc 01" is not a single word`},
 		{"identity missing", func(o *Options) { o.IdentityFile = filepath.Join(f.root, "nope.key") }, "reading the head librarian's identity"},
 		{"wrong identity", func(o *Options) { o.IdentityFile = other }, "was sealed to other keys than the one in"},
+		{"any key, a window without traffic", func(o *Options) {
+			o.IdentityFile, o.Window = other, Window{at("06:00"), at("07:00")}
+		}, "(public key " + otherRecipient + ") is not one of capture.recipients (" + f.recipient + "), and no traffic sealed to it overlaps the window"},
+		{"no capture.recipients", func(o *Options) {
+			cfg := *o.Config
+			cfg.Capture.Recipients = nil
+			o.Config, o.Window = &cfg, Window{at("06:00"), at("07:00")}
+		}, "capture.recipients in " + fmt.Sprintf("%q", f.cfgPath) + " is empty, so no key can be shown to be the head librarian's"},
 		{"out exists", func(o *Options) { o.Out = f.dataDir }, "already exists: an export never writes into or over"},
 		{"out's parent missing", func(o *Options) { o.Out = filepath.Join(f.root, "no", "bundle") }, "does not exist"},
 		{"another PC", func(o *Options) { o.PCs = []string{"pc-07", "pc-08"} }, "this PC is pc-01, which the order does not name (pc-07, pc-08)"},
@@ -95,9 +105,43 @@ func TestRunRefusesBadRequests(t *testing.T) {
 			assertNothingLeft(t, out)
 		})
 	}
-	_, err := f.export(func() Options { o := f.options(out); o.IdentityFile = other; return o }())
-	if !errors.Is(err, ErrWrongIdentity) {
-		t.Errorf("Run with another key = %v; want ErrWrongIdentity", err)
+	for _, w := range []Window{{at("10:00"), at("12:00")}, {at("06:00"), at("07:00")}} {
+		_, err := f.export(func() Options { o := f.options(out); o.IdentityFile, o.Window = other, w; return o }())
+		if !errors.Is(err, ErrWrongIdentity) {
+			t.Errorf("Run of %v with another key = %v; want ErrWrongIdentity", w, err)
+		}
+	}
+}
+
+// TestRunKeyReplaced: after the head librarian's key was replaced in
+// capture.recipients, the old key still exports the traffic sealed to it
+// (which shows it was the key in force then), but no longer a window
+// without traffic; the new key exports that.
+func TestRunKeyReplaced(t *testing.T) {
+	f := standard(t)
+	newKey := filepath.Join(f.root, "new.key")
+	newRecipient, err := seal.WriteIdentityFile(newKey, f.clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *f.cfg
+	cfg.Capture.Recipients = []string{newRecipient}
+	for i, tt := range []struct {
+		identity string
+		window   Window
+		ok       bool
+	}{
+		{f.identity, Window{at("10:00"), at("12:00")}, true},
+		{f.identity, Window{at("06:00"), at("07:00")}, false},
+		{newKey, Window{at("06:00"), at("07:00")}, true},
+		{newKey, Window{at("10:00"), at("12:00")}, false}, // it cannot open what was sealed before it
+	} {
+		o := f.options(filepath.Join(f.root, fmt.Sprintf("bundle-%d", i)))
+		o.Config, o.IdentityFile, o.Window = &cfg, tt.identity, tt.window
+		_, err := f.export(o)
+		if (err == nil) != tt.ok || err != nil && !errors.Is(err, ErrWrongIdentity) {
+			t.Errorf("export %d (%s, %v) = %v; want success %v", i, filepath.Base(tt.identity), tt.window, err, tt.ok)
+		}
 	}
 }
 

@@ -83,8 +83,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("this PC is %s, which the order does not name (%s): its bookings and traffic are not part of it; run the export on the PCs it names",
 			pc, strings.Join(o.PCs, ", "))
 	}
-	x := &exporter{o: o, ids: identities(keys), cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}, startSeq: -1}
+	x := &exporter{o: o, keys: keys, ids: identities(keys), cfg: cfg, win: Window{o.Window.From.UTC(), o.Window.To.UTC()}, startSeq: -1}
 	defer x.close()
+	// A PC that never captured has no traffic a key could open: only
+	// capture.recipients can vouch for the key, and nothing is opened
+	// (the audit log would be created, its key recorded) before it has.
+	if !x.configuredRecipient() && seal.Exists(cfg.Storage.DataDir) != nil {
+		return nil, x.recipientError()
+	}
 	if err := x.open(ctx); err != nil {
 		return nil, err
 	}
@@ -92,6 +98,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if err := x.checkIdentity(); err != nil {
+		return nil, err
+	}
+	if err := x.checkRecipient(); err != nil {
 		return nil, err
 	}
 
@@ -113,8 +122,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 
 // exporter holds one export's state.
 type exporter struct {
-	o   Options
-	ids []age.Identity
+	o    Options
+	keys []*age.X25519Identity
+	ids  []age.Identity
 	cfg *config.Config
 	win Window
 
@@ -246,6 +256,50 @@ func (x *exporter) checkIdentity() error {
 	return nil
 }
 
+// checkRecipient makes sure the identity is the head librarian's before
+// anything is recorded or written: its public key is one of
+// capture.recipients, or, when traffic sealed in the window is exported,
+// it opened every such segment (checkIdentity), which shows it was among
+// the recipients in force when that traffic was sealed (a key replaced
+// since then still exports what was sealed to it). Without this, any age
+// key would export the bookings of a window with no traffic.
+func (x *exporter) checkRecipient() error {
+	if len(x.sealed) > 0 || x.configuredRecipient() {
+		return nil
+	}
+	return x.recipientError()
+}
+
+// configuredRecipient reports whether one of the identity's keys is in
+// capture.recipients.
+func (x *exporter) configuredRecipient() bool {
+	for _, r := range x.cfg.Capture.Recipients {
+		rcpt, err := age.ParseX25519Recipient(r)
+		if err != nil {
+			continue
+		}
+		for _, k := range x.keys {
+			if k.Recipient().String() == rcpt.String() {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (x *exporter) recipientError() error {
+	if len(x.cfg.Capture.Recipients) == 0 {
+		return fmt.Errorf("capture.recipients in %q is empty, so no key can be shown to be the head librarian's: %w (put the head librarian's public key there first; carrel keygen prints it)",
+			x.cfg.Path, ErrWrongIdentity)
+	}
+	have := make([]string, len(x.keys))
+	for i, k := range x.keys {
+		have[i] = k.Recipient().String()
+	}
+	return fmt.Errorf("the identity in %q (public key %s) is not one of capture.recipients (%s), and no traffic sealed to it overlaps the window: %w",
+		x.o.IdentityFile, strings.Join(have, ", "), strings.Join(x.cfg.Capture.Recipients, ", "), ErrWrongIdentity)
+}
+
 // identities turns the keys seal reads into what age.Decrypt takes.
 func identities(keys []*age.X25519Identity) []age.Identity {
 	out := make([]age.Identity, len(keys))
@@ -255,13 +309,14 @@ func identities(keys []*age.X25519Identity) []age.Identity {
 	return out
 }
 
-// ErrWrongIdentity: the identity given cannot decrypt a sealed segment.
-var ErrWrongIdentity = errors.New("the identity cannot decrypt this traffic")
+// ErrWrongIdentity: the identity given cannot decrypt a sealed segment,
+// or is not the head librarian's (not in capture.recipients).
+var ErrWrongIdentity = errors.New("not the head librarian's key")
 
 func identityError(segment, file string, err error) error {
 	var nm *age.NoIdentityMatchError
 	if errors.As(err, &nm) {
-		return fmt.Errorf("segment %s was sealed to other keys than the one in %s: %w (use the head librarian's key that matches capture.recipients at the time)",
+		return fmt.Errorf("segment %s was sealed to other keys than the one in %q: %w (use the head librarian's key that matches capture.recipients at the time)",
 			segment, file, ErrWrongIdentity)
 	}
 	return fmt.Errorf("segment %s: opening its age header: %w", segment, err)
