@@ -125,8 +125,8 @@ type exporter struct {
 	o    Options
 	keys []*age.X25519Identity
 	ids  []age.Identity
-	cfg *config.Config
-	win Window
+	cfg  *config.Config
+	win  Window
 
 	log      *audit.Log
 	store    *seal.Store // nil when this PC never captured
