@@ -15,6 +15,10 @@ func init() {
 	register(command{name: "run", summary: "run the service in the foreground (what the installed service runs)", run: runRun})
 }
 
+// bootIDSource replaces the daemon's reading of the PC's boot id; nil in
+// carrel itself. The end-to-end tests set it to stage a restart of the PC.
+var bootIDSource func() (string, error)
+
 type runOptions struct {
 	configPath string
 	logLevel   string
@@ -41,7 +45,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	run := func(ctx context.Context, log *slog.Logger) error {
-		return daemon.Run(ctx, daemon.Options{ConfigPath: abs, Version: version, Log: log})
+		return daemon.Run(ctx, daemon.Options{ConfigPath: abs, Version: version, Log: log, BootID: bootIDSource})
 	}
 	if svc.Interactive() {
 		return run(ctx, log)

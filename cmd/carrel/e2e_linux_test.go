@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"os/user"
@@ -23,9 +22,31 @@ import (
 // service is a running `carrel run`.
 type service struct {
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *lockedBuffer
 	done chan error
 }
+
+// lockedBuffer collects a child's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// hangDeadline bounds every wait for the service: far longer than any
+// step takes on a loaded machine, it only stops a test that would hang.
+const hangDeadline = 60 * time.Second
 
 func startService(t *testing.T, cfgPath string) *service {
 	t.Helper()
@@ -37,32 +58,13 @@ func startService(t *testing.T, cfgPath string) *service {
 // the test failed.
 func launch(t *testing.T, cmd *exec.Cmd, cfgPath string) *service {
 	t.Helper()
-	s := &service{cmd: cmd, log: new(bytes.Buffer), done: make(chan error, 1)}
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if s.cmd.ProcessState == nil {
-			s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(10 * time.Second):
-				s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
-		if t.Failed() {
-			t.Logf("carrel log:\n%s", s.log)
-		}
-	})
+	s := spawn(t, cmd)
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := api.NewClient(cfg.APIAddr())
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(hangDeadline)
 	for {
 		if _, err := c.Status(context.Background()); err == nil {
 			return s
@@ -73,10 +75,56 @@ func launch(t *testing.T, cmd *exec.Cmd, cfgPath string) *service {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("carrel run not ready after 20s\n%s", s.log)
+			t.Fatalf("carrel run not ready after %s\n%s", hangDeadline, s.log)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// spawn starts cmd without waiting for anything.
+func spawn(t *testing.T, cmd *exec.Cmd) *service {
+	t.Helper()
+	s := &service{cmd: cmd, log: new(lockedBuffer), done: make(chan error, 1)}
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.done <- s.cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			s.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-s.done:
+			case <-time.After(hangDeadline):
+				s.cmd.Process.Kill()
+				<-s.done
+			}
+		}
+		if t.Failed() {
+			t.Logf("carrel log:\n%s", s.log)
+		}
+	})
+	return s
+}
+
+// waitLog waits until the service's log holds want; it reports false if
+// the service exited first.
+func (s *service) waitLog(t *testing.T, want string) bool {
+	t.Helper()
+	deadline := time.Now().Add(hangDeadline)
+	for !strings.Contains(s.log.String(), want) {
+		select {
+		case err := <-s.done:
+			s.done <- err
+			return false
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("carrel run did not log %q within %s\n%s", want, hangDeadline, s.log)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return true
 }
 
 func (s *service) stop(t *testing.T) {
@@ -87,8 +135,8 @@ func (s *service) stop(t *testing.T) {
 		if err != nil {
 			t.Fatalf("carrel run after SIGTERM: %v\n%s", err, s.log)
 		}
-	case <-time.After(15 * time.Second):
-		t.Fatalf("carrel run did not stop within 15s of SIGTERM\n%s", s.log)
+	case <-time.After(hangDeadline):
+		t.Fatalf("carrel run did not stop within %s of SIGTERM\n%s", hangDeadline, s.log)
 	}
 }
 
@@ -99,9 +147,16 @@ func (s *service) kill(t *testing.T) {
 }
 
 // TestKillLosesNoAcknowledgedBooking records bookings through the CLI and
-// the socket while the service is SIGKILLed at random moments, restarts it,
-// and checks that every booking the service acknowledged is there and that
-// bookings left open are closed as interrupted.
+// the socket while the service is SIGKILLed, restarts it, and checks that
+// every booking the service acknowledged is there and that bookings left
+// open are closed as interrupted.
+//
+// The kills follow what the clients saw, not the clock: each round kills
+// once the clients have k acknowledgements in that round (k = 0: right
+// after the service is ready, with requests in flight). Every other round
+// also kills the next start early, during start-up, before the restart
+// that recovers: right after exec, or once the new run has logged that it
+// found the unclean stop (it is then closing the open bookings).
 func TestKillLosesNoAcknowledgedBooking(t *testing.T) {
 	_, cfgPath := demo(t, nil)
 	cfg, err := config.Load(cfgPath)
@@ -118,14 +173,24 @@ func TestKillLosesNoAcknowledgedBooking(t *testing.T) {
 	}
 	acked["cli-1"] = "open"
 
-	rounds := 3
+	schedule := []int{0, 12, 25, 3}
 	if testenv.Long() {
-		rounds = 20
+		schedule = []int{0, 1, 2, 5, 8, 12, 20, 25, 40, 60, 0, 3, 7, 15, 30, 50, 1, 10, 35, 80}
 	}
-	n := 0
-	for round := 0; round < rounds; round++ {
+	want := 0
+	for _, k := range schedule {
+		want += k
+	}
+	n, earlyKills := 0, 0
+	for round, k := range schedule {
 		var mu sync.Mutex
 		stop := make(chan struct{})
+		reached := make(chan struct{})
+		var once sync.Once
+		if k == 0 {
+			once.Do(func() { close(reached) })
+		}
+		roundAcks := 0
 		var wg sync.WaitGroup
 		for w := 0; w < 3; w++ {
 			wg.Add(1)
@@ -146,6 +211,10 @@ func TestKillLosesNoAcknowledgedBooking(t *testing.T) {
 					}
 					mu.Lock()
 					acked[ref] = "open"
+					roundAcks++
+					if roundAcks >= k {
+						once.Do(func() { close(reached) })
+					}
 					mu.Unlock()
 					if i%2 == 0 {
 						if _, err := client.End(ctx, ref); err == nil {
@@ -157,10 +226,23 @@ func TestKillLosesNoAcknowledgedBooking(t *testing.T) {
 				}
 			}(w)
 		}
-		time.Sleep(time.Duration(200+rand.IntN(400)) * time.Millisecond)
+		select {
+		case <-reached:
+		case <-time.After(hangDeadline):
+			t.Fatalf("round %d: %d of %d acknowledgements within %s", round, roundAcks, k, hangDeadline)
+		}
 		svc.kill(t)
 		close(stop)
 		wg.Wait()
+		if round%2 == 1 {
+			early := spawn(t, carrelCmd(t, "run", "--config", cfgPath))
+			if round%4 == 3 && early.waitLog(t, "did not stop cleanly") {
+				earlyKills++
+			} else if round%4 == 1 {
+				earlyKills++
+			}
+			early.kill(t)
+		}
 		svc = startService(t, cfgPath)
 	}
 
@@ -194,13 +276,14 @@ func TestKillLosesNoAcknowledgedBooking(t *testing.T) {
 			interrupted++
 		}
 	}
-	if len(acked) < 20 || interrupted == 0 {
-		t.Errorf("only %d acknowledged bookings, %d interrupted: the test did not exercise the crash", len(acked), interrupted)
+	// Guaranteed by the schedule, not hoped for from the timing.
+	if len(acked) < 1+want || interrupted == 0 || earlyKills < len(schedule)/2 {
+		t.Errorf("%d acknowledged bookings (want ≥ %d), %d interrupted, %d early kills: the test did not exercise the crash", len(acked), 1+want, interrupted, earlyKills)
 	}
 	if !stored["cli-1"].HasPatron || stored["cli-1"].Ended != "interrupted" {
 		t.Errorf("CLI booking = %+v; want patron stored and interrupted", stored["cli-1"])
 	}
-	t.Logf("%d bookings acknowledged over %d kills, %d closed as interrupted", len(acked), rounds, interrupted)
+	t.Logf("%d bookings acknowledged over %d kills and %d early kills, %d closed as interrupted", len(acked), len(schedule), earlyKills, interrupted)
 	svc.stop(t)
 }
 

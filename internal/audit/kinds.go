@@ -15,7 +15,7 @@ const (
 	// Service lifecycle.
 	ServiceStart       Kind = "service.start"        // version, config_sha256, pid
 	ServiceStop        Kind = "service.stop"         // reason
-	ServiceUncleanStop Kind = "service.unclean-stop" // last_alive: the previous run ended without a clean stop
+	ServiceUncleanStop Kind = "service.unclean-stop" // last_alive, boot: the previous run ended without a clean stop; boot says whether the PC restarted since (same|changed|unknown)
 
 	// Configuration.
 	ConfigAccepted Kind = "config.accepted" // sha256, source (start|reload)
@@ -26,7 +26,7 @@ const (
 
 	// Bookings.
 	BookingRetention   Kind = "booking.retention"   // deleted, from, to, cutoff
-	BookingInterrupted Kind = "booking.interrupted" // count, at: open bookings closed after an unclean stop
+	BookingInterrupted Kind = "booking.interrupted" // count, at, reason: open bookings closed because the service stopped uncleanly (unclean-stop), the PC restarted after a clean stop (reboot), or both (unclean-reboot); a clean restart of the service closes none
 
 	// Local API.
 	APIRefused Kind = "api.refused" // account, uid, why
@@ -73,7 +73,7 @@ var kinds = map[Kind]kindSpec{
 	ServiceStop: {fields: map[string]fieldSpec{
 		"reason": req(TypeToken)}},
 	ServiceUncleanStop: {fields: map[string]fieldSpec{
-		"last_alive": opt(TypeTime)}},
+		"last_alive": opt(TypeTime), "boot": opt(TypeToken)}},
 
 	ConfigAccepted: {fields: map[string]fieldSpec{
 		"sha256": req(TypeHash), "source": req(TypeToken)}},
@@ -86,7 +86,7 @@ var kinds = map[Kind]kindSpec{
 	BookingRetention: {fields: map[string]fieldSpec{
 		"deleted": req(TypeInt), "from": opt(TypeTime), "to": opt(TypeTime), "cutoff": req(TypeTime)}},
 	BookingInterrupted: {fields: map[string]fieldSpec{
-		"count": req(TypeInt), "at": req(TypeTime)}},
+		"count": req(TypeInt), "at": req(TypeTime), "reason": opt(TypeToken)}},
 
 	APIRefused: {fields: map[string]fieldSpec{
 		"account": opt(TypeToken), "uid": opt(TypeInt), "why": req(TypeToken)}},

@@ -41,4 +41,11 @@ var migrations = []string{
 		to_ms     INTEGER,
 		audited   INTEGER NOT NULL DEFAULT 0
 	) STRICT;`,
+	// 2: the boot of the PC the service last ran in, so that a clean stop
+	// followed by a restart of the PC is told from a clean restart of the
+	// service; why bookings were closed as interrupted; and an index for a
+	// patron's access request.
+	`ALTER TABLE alive ADD COLUMN boot_id TEXT;
+	ALTER TABLE events ADD COLUMN reason TEXT;
+	CREATE INDEX bookings_patron ON bookings (patron_hmac) WHERE patron_hmac IS NOT NULL;`,
 }

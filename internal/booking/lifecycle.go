@@ -7,10 +7,36 @@ import (
 	"time"
 )
 
+// Why open bookings were closed as interrupted. A clean stop and start of
+// the service on the same boot of the PC closes nothing: the booking client
+// ends those bookings itself afterwards.
+const (
+	// InterruptedUncleanStop: the service stopped without a clean stop
+	// (killed, crashed) while the PC kept running.
+	InterruptedUncleanStop = "unclean-stop"
+	// InterruptedReboot: the service stopped cleanly, then the PC
+	// restarted, ending every session on it.
+	InterruptedReboot = "reboot"
+	// InterruptedUncleanReboot: the service did not stop cleanly and the PC
+	// restarted (power loss, a crash or reset of the PC).
+	InterruptedUncleanReboot = "unclean-reboot"
+)
+
+// Alive is the register's record of the service's last run.
+type Alive struct {
+	// At is the last moment the service was known alive (its last
+	// heartbeat, or its clean stop); zero if it never ran.
+	At time.Time
+	// Boot identifies the boot of the PC that run was in; "" if unknown
+	// (the register was written by an older carrel, or the boot could not
+	// be read).
+	Boot string
+}
+
 // Heartbeat records that the service is alive now. The daemon calls it every
-// few seconds; after an unclean stop, open bookings are closed at the last
-// heartbeat, so a booking's recorded end is never later than the truth by
-// more than one interval.
+// few seconds and at a clean stop; open bookings closed as interrupted end at
+// the last heartbeat, so a booking's recorded end is never later than the
+// truth by more than one interval.
 func (s *Store) Heartbeat(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx,
 		`INSERT INTO alive (id, at_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms`,
@@ -21,21 +47,38 @@ func (s *Store) Heartbeat(ctx context.Context) error {
 	return nil
 }
 
-// LastAlive returns the last heartbeat, or zero if there was none.
-func (s *Store) LastAlive(ctx context.Context) (time.Time, error) {
-	var at sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT at_ms FROM alive WHERE id = 1`).Scan(&at)
-	if err != nil && err != sql.ErrNoRows {
-		return time.Time{}, fmt.Errorf("reading heartbeat: %w", err)
+// MarkBoot records the boot of the PC this run of the service is in, and a
+// heartbeat. It is called at start, after CloseInterrupted, so that a crash
+// between the two leaves the previous boot in place.
+func (s *Store) MarkBoot(ctx context.Context, boot string) error {
+	_, err := s.db.ExecContext(ctx,
+		`INSERT INTO alive (id, at_ms, boot_id) VALUES (1, ?, ?)
+		 ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms, boot_id = excluded.boot_id`,
+		ms(s.now()), sql.NullString{String: boot, Valid: boot != ""})
+	if err != nil {
+		return fmt.Errorf("recording the PC's boot: %w", err)
 	}
-	return fromNullMS(at), nil
+	return nil
+}
+
+// LastAlive returns the record of the last run; zero if there was none.
+func (s *Store) LastAlive(ctx context.Context) (Alive, error) {
+	var at sql.NullInt64
+	var boot sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT at_ms, boot_id FROM alive WHERE id = 1`).Scan(&at, &boot)
+	if err != nil && err != sql.ErrNoRows {
+		return Alive{}, fmt.Errorf("reading heartbeat: %w", err)
+	}
+	return Alive{At: fromNullMS(at), Boot: boot.String}, nil
 }
 
 // CloseInterrupted closes every open booking as interrupted, at the last
-// heartbeat (or at its own start if it began after that). It is called once
-// at service start, before the API accepts requests, and records an event
-// for the audit log in the same transaction. It returns how many it closed.
-func (s *Store) CloseInterrupted(ctx context.Context) (int, time.Time, error) {
+// heartbeat (or at its own start if it began after that), and records an
+// event with reason (one of the Interrupted constants) for the audit log in
+// the same transaction. The daemon calls it at start, before the API accepts
+// requests, only when the previous run stopped uncleanly or the PC
+// restarted. It returns how many it closed and when they ended.
+func (s *Store) CloseInterrupted(ctx context.Context, reason string) (int, time.Time, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("closing interrupted bookings: %w", err)
@@ -57,7 +100,8 @@ func (s *Store) CloseInterrupted(ctx context.Context) (int, time.Time, error) {
 	}
 	n, _ := res.RowsAffected()
 	if n > 0 {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO events (kind, at_ms, count) VALUES ('interrupted', ?, ?)`, at, n); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO events (kind, at_ms, count, reason) VALUES ('interrupted', ?, ?, ?)`,
+			at, n, reason); err != nil {
 			return 0, time.Time{}, fmt.Errorf("closing interrupted bookings: %w", err)
 		}
 	}

@@ -59,6 +59,7 @@ type Event struct {
 	Count    int
 	Cutoff   time.Time // retention only
 	From, To time.Time // retention only; zero when nothing was deleted
+	Reason   string    // interrupted only: one of the Interrupted constants; "" in events of older carrels
 }
 
 // PendingEvents returns the events not yet marked as audited, oldest first.
@@ -82,7 +83,7 @@ func (s *Store) RetentionRuns(ctx context.Context, since time.Time) ([]Event, er
 
 func (s *Store) events(ctx context.Context, where string, args ...any) ([]Event, error) {
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id, kind, at_ms, count, cutoff_ms, from_ms, to_ms FROM events WHERE `+where, args...)
+		`SELECT id, kind, at_ms, count, cutoff_ms, from_ms, to_ms, reason FROM events WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading register events: %w", err)
 	}
@@ -92,10 +93,12 @@ func (s *Store) events(ctx context.Context, where string, args ...any) ([]Event,
 		var e Event
 		var at int64
 		var cutoff, from, to sql.NullInt64
-		if err := rows.Scan(&e.ID, &e.Kind, &at, &e.Count, &cutoff, &from, &to); err != nil {
+		var reason sql.NullString
+		if err := rows.Scan(&e.ID, &e.Kind, &at, &e.Count, &cutoff, &from, &to, &reason); err != nil {
 			return nil, fmt.Errorf("reading register events: %w", err)
 		}
 		e.At, e.Cutoff, e.From, e.To = fromMS(at), fromNullMS(cutoff), fromNullMS(from), fromNullMS(to)
+		e.Reason = reason.String
 		out = append(out, e)
 	}
 	return out, rows.Err()

@@ -19,7 +19,8 @@ const (
 	// EndedNormally: the booking client ended it.
 	EndedNormally Ended = "ended"
 	// EndedInterrupted: it was still open when the service stopped
-	// uncleanly; its end is the last moment the service was known alive.
+	// uncleanly or the PC restarted; its end is the last moment the service
+	// was known alive.
 	EndedInterrupted Ended = "interrupted"
 )
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/carrel-lib/carrel/internal/sqlitedb"
 )
 
 // clock is a settable test clock.
@@ -242,7 +244,7 @@ func TestCloseInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s2.Close()
-	n, at, err := s2.CloseInterrupted(ctx)
+	n, at, err := s2.CloseInterrupted(ctx, InterruptedUncleanStop)
 	if err != nil || n != 2 || !at.Equal(alive) {
 		t.Fatalf("CloseInterrupted() = %d, %v, %v; want 2 at %v", n, at, err, alive)
 	}
@@ -256,12 +258,79 @@ func TestCloseInterrupted(t *testing.T) {
 	if all[1].Ended != EndedInterrupted || !all[1].End.Equal(all[1].Start) {
 		t.Errorf("booking b = %+v; want interrupted at its own start (it began after the heartbeat)", all[1])
 	}
-	if n, _, _ := s2.CloseInterrupted(ctx); n != 0 {
+	if n, _, _ := s2.CloseInterrupted(ctx, InterruptedReboot); n != 0 {
 		t.Errorf("second CloseInterrupted() = %d; want 0", n)
 	}
 	ev, _ := s2.PendingEvents(ctx)
-	if len(ev) != 1 || ev[0].Kind != "interrupted" || ev[0].Count != 2 {
-		t.Errorf("PendingEvents() = %+v; want one interrupted event of 2", ev)
+	if len(ev) != 1 || ev[0].Kind != "interrupted" || ev[0].Count != 2 || ev[0].Reason != InterruptedUncleanStop {
+		t.Errorf("PendingEvents() = %+v; want one interrupted event of 2, reason %s", ev, InterruptedUncleanStop)
+	}
+}
+
+// TestBootIsKept: the boot the service ran in survives a reopen of the
+// register (a clean stop and a restart of the PC), and heartbeats do not
+// erase it.
+func TestBootIsKept(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s, path := openTest(t, c)
+	if a, err := s.LastAlive(ctx); err != nil || !a.At.IsZero() || a.Boot != "" {
+		t.Errorf("LastAlive(new register) = %+v, %v; want zero", a, err)
+	}
+	if err := s.MarkBoot(ctx, "boot-a"); err != nil {
+		t.Fatal(err)
+	}
+	c.add(time.Minute)
+	if err := s.Heartbeat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2, err := Open(path, Options{Secret: bytes.Repeat([]byte{7}, 32), Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if a, err := s2.LastAlive(ctx); err != nil || !a.At.Equal(c.t) || a.Boot != "boot-a" {
+		t.Errorf("LastAlive() after reopen = %+v, %v; want boot-a at %v", a, err, c.t)
+	}
+}
+
+// TestUpgradeFromSchema1 opens a register written by the first schema (no
+// boot, no reason) and finds its bookings, heartbeat and events intact.
+func TestUpgradeFromSchema1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "bookings.db")
+	db, err := sqlitedb.Open(ctx, path, migrations[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO bookings (pc_id, ref, start_ms) VALUES ('pc-01', 'old-open', 1000)`,
+		`INSERT INTO alive (id, at_ms) VALUES (1, 5000)`,
+		`INSERT INTO events (kind, at_ms, count) VALUES ('interrupted', 4000, 3)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	c := newClock()
+	s, err := Open(path, Options{Secret: bytes.Repeat([]byte{7}, 32), Now: c.now})
+	if err != nil {
+		t.Fatalf("Open(schema 1) = %v", err)
+	}
+	defer s.Close()
+	a, err := s.LastAlive(ctx)
+	if err != nil || a.At.UnixMilli() != 5000 || a.Boot != "" {
+		t.Errorf("LastAlive() = %+v, %v; want 5000 ms and no boot", a, err)
+	}
+	ev, err := s.PendingEvents(ctx)
+	if err != nil || len(ev) != 1 || ev[0].Reason != "" || ev[0].Count != 3 {
+		t.Errorf("PendingEvents() = %+v, %v; want the old event without a reason", ev, err)
+	}
+	bs, _ := s.List(ctx, time.Time{}, time.Time{})
+	if len(bs) != 1 || !bs[0].Open() {
+		t.Errorf("List() = %+v; want the open booking", bs)
 	}
 }
 

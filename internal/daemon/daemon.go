@@ -42,6 +42,9 @@ type Options struct {
 	Now func() time.Time
 	// Ready, when set, is closed once the API accepts requests.
 	Ready chan<- struct{}
+	// BootID names the current boot of the PC (see boot.go); the
+	// platform's when nil. Tests inject it to stage a restart of the PC.
+	BootID func() (string, error)
 }
 
 // Daemon is one run of the service.
@@ -81,6 +84,9 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.opts.BootID == nil {
+		d.opts.BootID = bootID
 	}
 	d.start = d.now()
 	return d.run(ctx)
@@ -184,31 +190,75 @@ func (d *Daemon) run(ctx context.Context) error {
 	return runErr
 }
 
-// recover closes what an unclean stop left open and forwards unaudited
+// recover closes what the previous run left open and forwards unaudited
 // register events, before anything new is accepted.
+//
+// Open bookings stay open across a clean stop and start of the service on
+// the same boot of the PC (an upgrade, a config roll-out, systemctl
+// restart): the booking client ends them afterwards. They are closed as
+// interrupted, at the last moment the service was known alive, only when
+// that run did not stop cleanly (its run marker is still there) or the PC
+// restarted since (the boot id changed): then no one is left to end them.
 func (d *Daemon) recover(ctx context.Context, dataDir string) error {
 	marker := filepath.Join(dataDir, runningFile)
-	if _, err := os.Stat(marker); err == nil {
-		last, err := d.bookings.LastAlive(ctx)
-		if err != nil {
-			return err
+	_, err := os.Stat(marker)
+	unclean := err == nil
+	last, err := d.bookings.LastAlive(ctx)
+	if err != nil {
+		return err
+	}
+	boot, err := d.opts.BootID()
+	if err != nil {
+		d.log.Warn("cannot tell whether the PC restarted since the last run; open bookings are closed only after an unclean stop", "err", err)
+		boot = ""
+	}
+	bootState := "unknown"
+	if last.Boot != "" && boot != "" {
+		bootState = "same"
+		if !sameBoot(last.Boot, boot) {
+			bootState = "changed"
 		}
-		ev := audit.Event{Kind: audit.ServiceUncleanStop, Actor: "service"}
-		if !last.IsZero() {
-			ev.Fields = []audit.Field{audit.Time("last_alive", last)}
+	}
+	rebooted := bootState == "changed"
+	if unclean {
+		ev := audit.Event{Kind: audit.ServiceUncleanStop, Actor: "service", Fields: []audit.Field{audit.Token("boot", bootState)}}
+		if !last.At.IsZero() {
+			ev.Fields = append(ev.Fields, audit.Time("last_alive", last.At))
 		}
 		d.record(ctx, ev)
-		d.log.Warn("the previous run did not stop cleanly", "last_alive", last)
+		d.log.Warn("the previous run did not stop cleanly", "last_alive", last.At, "pc_restarted", bootState)
+	} else if rebooted {
+		d.log.Info("the PC restarted since the service last ran", "last_alive", last.At)
 	}
 	if err := os.WriteFile(marker, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
 		return fmt.Errorf("writing run marker: %w", err)
 	}
-	n, at, err := d.bookings.CloseInterrupted(ctx)
-	if err != nil {
-		return err
+	reason := ""
+	switch {
+	case unclean && rebooted:
+		reason = booking.InterruptedUncleanReboot
+	case unclean:
+		reason = booking.InterruptedUncleanStop
+	case rebooted:
+		reason = booking.InterruptedReboot
 	}
-	if n > 0 {
-		d.log.Warn("closed bookings left open by an unclean stop", "count", n, "at", at)
+	if reason != "" {
+		n, at, err := d.bookings.CloseInterrupted(ctx, reason)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			d.log.Warn("closed open bookings as interrupted", "count", n, "at", at, "reason", reason)
+		}
+	} else if st, err := d.bookings.Stats(ctx); err == nil && st.Open > 0 {
+		d.log.Info("open bookings stay open across the clean restart", "count", st.Open)
+	}
+	// The boot is recorded only after the close above is committed: a
+	// crash in between leaves the old boot, and the next start closes them.
+	if boot != "" {
+		if err := d.bookings.MarkBoot(ctx, boot); err != nil {
+			return err
+		}
 	}
 	if err := d.bookings.Heartbeat(ctx); err != nil {
 		return err
@@ -285,8 +335,13 @@ func (d *Daemon) loop(ctx context.Context) {
 	}
 }
 
-// stop records the clean stop and signs a final checkpoint.
+// stop records the clean stop and signs a final checkpoint. A last
+// heartbeat dates the stop: bookings left open are closed at that moment
+// if the PC restarts before the next start.
 func (d *Daemon) stop(ctx context.Context, reason string) {
+	if err := d.bookings.Heartbeat(ctx); err != nil {
+		d.log.Error("heartbeat at stop", "err", err)
+	}
 	d.record(ctx, audit.Event{Kind: audit.ServiceStop, Actor: "service", Fields: []audit.Field{audit.Token("reason", reason)}})
 	d.checkpoint(ctx)
 }

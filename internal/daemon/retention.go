@@ -49,6 +49,9 @@ func (d *Daemon) forward(ctx context.Context) {
 		case "interrupted":
 			ev.Kind = audit.BookingInterrupted
 			ev.Fields = []audit.Field{audit.Int("count", int64(e.Count)), audit.Time("at", e.At)}
+			if e.Reason != "" {
+				ev.Fields = append(ev.Fields, audit.Token("reason", e.Reason))
+			}
 		default:
 			d.log.Error("unknown booking event kind", "kind", e.Kind)
 			continue
