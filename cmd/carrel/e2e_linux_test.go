@@ -26,24 +26,6 @@ type service struct {
 	done chan error
 }
 
-// lockedBuffer collects a child's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // hangDeadline bounds every wait for the service: far longer than any
 // step takes on a loaded machine, it only stops a test that would hang.
 const hangDeadline = 60 * time.Second
