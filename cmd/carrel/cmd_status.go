@@ -78,6 +78,9 @@ func printStatus(w io.Writer, st api.Status) {
 		oldest = fmtTime(st.Bookings.Oldest)
 	}
 	row("bookings", "%d stored (%d open), oldest %s", st.Bookings.Count, st.Bookings.Open, oldest)
+	if f := st.DiskFull; f != nil {
+		row("disk full", "%d booking changes refused since %s: the data folder's disk has no space left; free space, then bookings work again", f.Refused, fmtTime(&f.Since))
+	}
 	row("retention", "%s, next purge %s", st.Retention, fmtTime(&st.NextPurge))
 	row("audit log", "%d entries, %d covered by the latest signed checkpoint", st.Audit.Entries, st.Audit.Checkpointed)
 	row("service", "running since %s, version %s", fmtTime(&st.Started), st.Version)

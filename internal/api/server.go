@@ -192,6 +192,12 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, booking.ErrNoOpenBooking):
 		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, booking.ErrDiskFull):
+		// The client must learn that nothing was stored and that retrying
+		// later can work; staff learn it from status and the log.
+		s.cfg.Log.Error("booking refused: disk full; free space in the data folder's file system", "err", err)
+		writeError(w, http.StatusInsufficientStorage,
+			"disk full: the booking was not recorded because the carrel data folder's disk has no space left; free space on the PC and try again")
 	default:
 		s.cfg.Log.Error("API request failed", "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error; see the service log")

@@ -51,9 +51,12 @@ type Status struct {
 	Mode       string `json:"mode"`        // "bookings-only" or "capturing"
 	ModeReason string `json:"mode_reason"` // why: no case, which case, or why a case is refused
 
-	Bookings  BookingStats `json:"bookings"`
-	Retention string       `json:"retention"`
-	NextPurge time.Time    `json:"next_purge"`
+	Bookings BookingStats `json:"bookings"`
+	// DiskFull is set while bookings are refused because the data folder's
+	// file system is full; it clears with the next booking stored.
+	DiskFull  *DiskFull `json:"disk_full,omitempty"`
+	Retention string    `json:"retention"`
+	NextPurge time.Time `json:"next_purge"`
 
 	Capture *CaptureStatus `json:"capture,omitempty"`
 
@@ -66,6 +69,13 @@ type BookingStats struct {
 	Count  int        `json:"count"`
 	Open   int        `json:"open"`
 	Oldest *time.Time `json:"oldest,omitempty"`
+}
+
+// DiskFull says since when, and how many, booking changes were refused for
+// want of space.
+type DiskFull struct {
+	Since   time.Time `json:"since"`
+	Refused int       `json:"refused"`
 }
 
 // AuditStatus summarises the audit log.

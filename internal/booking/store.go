@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/mattn/go-sqlite3"
@@ -46,6 +48,10 @@ var (
 	ErrNoOpenBooking = errors.New("no open booking with this reference")
 	// ErrInvalid: the request breaks a rule (see the wrapped message).
 	ErrInvalid = errors.New("invalid booking")
+	// ErrDiskFull: the change could not be stored because the file system
+	// of the register is full. Nothing was changed; the same request
+	// succeeds once there is space again.
+	ErrDiskFull = errors.New("disk full: the data folder has no space left")
 )
 
 // Store is the booking register. It is safe for concurrent use.
@@ -53,6 +59,10 @@ type Store struct {
 	db     *sql.DB
 	secret []byte // patron HMAC key
 	now    func() time.Time
+
+	mu       sync.Mutex
+	fullAt   time.Time // first booking change refused for want of space since the last one stored
+	fullRefs int       // how many were refused since
 }
 
 // Options configure Open.
@@ -109,7 +119,7 @@ func (s *Store) Start(ctx context.Context, r StartRequest) (Booking, error) {
 	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique {
 		return Booking{}, fmt.Errorf("starting booking %q: %w", r.Ref, ErrAlreadyOpen)
 	}
-	if err != nil {
+	if err := s.written(err); err != nil {
 		return Booking{}, fmt.Errorf("starting booking: %w", err)
 	}
 	return Booking{PC: r.PC, Ref: r.Ref, Start: fromMS(ms(now)), PlannedEnd: fromNullMS(nullMS(r.PlannedEnd)), HasPatron: patron != nil}, nil
@@ -120,10 +130,21 @@ func (s *Store) End(ctx context.Context, ref string) (Booking, error) {
 	if err := ValidateRef(ref); err != nil {
 		return Booking{}, err
 	}
+	b, err := s.end(ctx, ref)
+	if errors.Is(err, ErrNoOpenBooking) {
+		return Booking{}, err
+	}
+	if err := s.written(err); err != nil {
+		return Booking{}, fmt.Errorf("ending booking: %w", err)
+	}
+	return b, nil
+}
+
+func (s *Store) end(ctx context.Context, ref string) (Booking, error) {
 	now := ms(s.now())
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return Booking{}, fmt.Errorf("ending booking: %w", err)
+		return Booking{}, err
 	}
 	defer tx.Rollback()
 	row := tx.QueryRowContext(ctx, `SELECT `+columns+` FROM bookings WHERE ref = ? AND end_ms IS NULL`, ref)
@@ -132,19 +153,58 @@ func (s *Store) End(ctx context.Context, ref string) (Booking, error) {
 		return Booking{}, fmt.Errorf("ending booking %q: %w", ref, ErrNoOpenBooking)
 	}
 	if err != nil {
-		return Booking{}, fmt.Errorf("ending booking: %w", err)
+		return Booking{}, err
 	}
 	// A clock that stepped back must not make a booking end before it began.
 	end := max(now, ms(b.Start))
 	if _, err := tx.ExecContext(ctx, `UPDATE bookings SET end_ms = ?, ended_how = ? WHERE ref = ? AND end_ms IS NULL`,
 		end, EndedNormally, ref); err != nil {
-		return Booking{}, fmt.Errorf("ending booking: %w", err)
+		return Booking{}, err
 	}
 	if err := tx.Commit(); err != nil {
-		return Booking{}, fmt.Errorf("ending booking: %w", err)
+		return Booking{}, err
 	}
 	b.End, b.Ended = fromMS(end), EndedNormally
 	return b, nil
+}
+
+// written notes the outcome of a booking change for DiskFull: a change
+// refused for want of space is counted, one stored clears the count. It
+// returns err, marked with ErrDiskFull when that was the cause.
+func (s *Store) written(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.fullAt, s.fullRefs = time.Time{}, 0
+		return nil
+	}
+	if !isDiskFull(err) {
+		return err
+	}
+	if s.fullRefs == 0 {
+		s.fullAt = s.now()
+	}
+	s.fullRefs++
+	return fmt.Errorf("%w (%v)", ErrDiskFull, err)
+}
+
+// DiskFull reports since when booking changes have been refused for want
+// of space, and how many; zero when the last change was stored.
+func (s *Store) DiskFull() (since time.Time, refused int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fullAt, s.fullRefs
+}
+
+// isDiskFull: SQLite reports a full file system as SQLITE_FULL (on Linux
+// from ENOSPC, on Windows from ERROR_DISK_FULL); a write that fails with
+// ENOSPC outside SQLite's own mapping is the same.
+func isDiskFull(err error) bool {
+	var se sqlite3.Error
+	if errors.As(err, &se) && (se.Code == sqlite3.ErrFull || se.SystemErrno == syscall.ENOSPC) {
+		return true
+	}
+	return errors.Is(err, syscall.ENOSPC)
 }
 
 // List returns the bookings that overlap [from, to), oldest first. A zero

@@ -36,6 +36,9 @@ func (d *Daemon) status(ctx context.Context) (api.Status, error) {
 		o := bs.Oldest
 		st.Bookings.Oldest = &o
 	}
+	if since, n := d.bookings.DiskFull(); n > 0 {
+		st.DiskFull = &api.DiskFull{Since: since.UTC(), Refused: n}
+	}
 	if n, err := d.audit.Size(ctx); err == nil {
 		st.Audit.Entries = n
 	}
