@@ -40,6 +40,8 @@ type processor struct {
 	idle      int64 // flow idle timeout, ns
 	nextSweep int64
 	pool      *reasmPool
+	quic      *quicPool
+	quicOpen  quicOpener
 	name      [maxNameText]byte // DNS name in presentation form
 	txt       [maxNameText]byte // SNI or Host in presentation form
 	hello     []byte            // TLS records joined
@@ -91,6 +93,8 @@ func newProcessor(mode Mode, link layers.LinkType, snaplen int, flowIdle time.Du
 	p.decoded = make([]gopacket.LayerType, 0, 16)
 	p.flows = newFlowTable(maxFlows, seed)
 	p.pool = newReasmPool()
+	p.quic = newQUICPool()
+	p.quicOpen.pkt = make([]byte, maxQUICPacket)
 	p.hello = make([]byte, 0, maxHello)
 	p.emitFn = p.emitFlow
 	return p, nil
@@ -122,6 +126,9 @@ func (p *processor) packet(data []byte, ci gopacket.CaptureInfo) {
 		}
 	case pk.proto == protoTCP && pk.l4 && len(pk.payload) > 0:
 		p.tcpPayload(f, d, &pk, ci.Timestamp)
+	case pk.proto == protoUDP && pk.l4 && len(pk.payload) >= quicMinDatagram && pk.payload[0]&0xc0 == 0xc0:
+		// A long header in a datagram a client's Initial could be in.
+		p.quicDatagram(f, d, &pk, ci.Timestamp)
 	}
 	p.tick(ts)
 }
@@ -362,15 +369,15 @@ func (p *processor) tcpPayload(f *flow, d uint8, pk *pkt, ts time.Time) {
 func (p *processor) extract(what uint8, b []byte, pk *pkt, ts time.Time) (more bool) {
 	switch what {
 	case appTLS:
-		sni, r := clientHelloSNI(b, p.hello)
+		sni, r, ech := clientHelloSNI(b, p.hello)
 		if r == helloSNI {
-			p.emitText(KindTLS, sni, pk, ts)
+			p.emitSNI(sni, ech, false, pk, ts)
 		}
 		return r == helloMore
 	case appHTTP:
 		host, r := requestHost(b)
 		if r == httpHost {
-			p.emitText(KindHTTP, host, pk, ts)
+			p.emitHost(host, pk, ts)
 		}
 		return r == httpMore
 	case appDNS: // DNS over TCP: a two-byte length, then the message
@@ -422,7 +429,11 @@ func (p *processor) emitFlow(f *flow) {
 		r.SrcPackets, r.SrcBytes, r.DstPackets, r.DstBytes = f.pkts[1], f.bytes[1], f.pkts[0], f.bytes[0]
 	}
 	p.out.addRecord(&r)
-	p.pool.release(&f.stream)
+	if f.stream.what == appQUIC {
+		p.quic.release(&f.stream)
+	} else {
+		p.pool.release(&f.stream)
+	}
 }
 
 func keyAddr(a *[16]byte, v4 bool) netip.Addr {
@@ -443,14 +454,18 @@ func (p *processor) emitDNS(q *dnsQuestion, pk *pkt, ts time.Time) {
 // 253 characters, so this loses nothing real.
 const maxHostBytes = 255
 
-func (p *processor) emitText(k Kind, v []byte, pk *pkt, ts time.Time) {
-	txt := appendPrintable(p.txt[:0], v[:min(len(v), maxHostBytes)])
-	r := p.tupleRecord(k, pk, ts)
-	if k == KindTLS {
-		r.SNI = borrowString(txt)
-	} else {
-		r.Host = borrowString(txt)
-	}
+// emitSNI records a ClientHello's server name; quic says it came in QUIC
+// Initial packets, ech that the hello offers Encrypted Client Hello.
+func (p *processor) emitSNI(sni []byte, ech, quic bool, pk *pkt, ts time.Time) {
+	r := p.tupleRecord(KindTLS, pk, ts)
+	r.SNI = borrowString(appendPrintable(p.txt[:0], sni[:min(len(sni), maxHostBytes)]))
+	r.QUIC, r.ECH = quic, ech
+	p.out.addRecord(&r)
+}
+
+func (p *processor) emitHost(host []byte, pk *pkt, ts time.Time) {
+	r := p.tupleRecord(KindHTTP, pk, ts)
+	r.Host = borrowString(appendPrintable(p.txt[:0], host[:min(len(host), maxHostBytes)]))
 	p.out.addRecord(&r)
 }
 

@@ -36,6 +36,8 @@ type wireRecord struct {
 	Response   *bool   `json:"response"`
 	SNI        *string `json:"sni"`
 	Host       *string `json:"host"`
+	QUIC       *bool   `json:"quic"`
+	ECH        *bool   `json:"ech"`
 
 	// plain holds the values readPlain points the fields at, so that it
 	// allocates nothing per field.
@@ -43,7 +45,7 @@ type wireRecord struct {
 		str [12]string
 		u16 [2]uint16
 		u64 [4]uint64
-		b   bool
+		b   [3]bool
 	}
 }
 
@@ -112,6 +114,8 @@ func DecodeJSON(line []byte) (Record, error) {
 		}
 	case KindTLS:
 		r.SNI = d.str("sni", w.SNI)
+		r.QUIC = w.QUIC != nil && *w.QUIC
+		r.ECH = w.ECH != nil && *w.ECH
 	case KindHTTP:
 		r.Host = d.str("host", w.Host)
 	}
@@ -195,10 +199,11 @@ func (w *wireRecord) readPlain(line []byte) bool {
 		case "rcode":
 			w.RCode, ok = plainString(&w.plain.str[9], v, quoted)
 		case "response":
-			if ok = !quoted && (v == "true" || v == "false"); ok {
-				w.plain.b = v == "true"
-				w.Response = &w.plain.b
-			}
+			w.Response, ok = plainBool(&w.plain.b[0], v, quoted)
+		case "quic":
+			w.QUIC, ok = plainBool(&w.plain.b[1], v, quoted)
+		case "ech":
+			w.ECH, ok = plainBool(&w.plain.b[2], v, quoted)
 		case "sni":
 			w.SNI, ok = plainString(&w.plain.str[10], v, quoted)
 		case "host":
@@ -217,6 +222,14 @@ func (w *wireRecord) readPlain(line []byte) bool {
 		}
 	}
 	return true
+}
+
+func plainBool(p *bool, v string, quoted bool) (*bool, bool) {
+	if quoted || v != "true" && v != "false" {
+		return nil, false
+	}
+	*p = v == "true"
+	return p, true
 }
 
 func plainString(p *string, v string, quoted bool) (*string, bool) {

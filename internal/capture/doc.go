@@ -1,7 +1,8 @@
 // Package capture reads packets from a network interface (AF_PACKET
 // TPACKET_V3 on Linux, Npcap on Windows) or from pcap/pcapng files and turns
 // them into traffic records: in metadata mode flows, DNS questions, TLS SNI
-// and HTTP Host as JSON Lines; in packets mode pcapng blocks cut to the
+// (over TCP, and over QUIC from client Initial packets, see quic.go) and
+// HTTP Host as JSON Lines; in packets mode pcapng blocks cut to the
 // case's snap length. It hands every encoded record to a Sink.
 //
 // It owns the capture handle, the flow table, the protocol extractors and

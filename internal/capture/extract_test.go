@@ -95,7 +95,7 @@ func TestClientHelloSNI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			sni, r := clientHelloSNI(tt.in, make([]byte, 0, maxHello))
+			sni, r, _ := clientHelloSNI(tt.in, make([]byte, 0, maxHello))
 			if r != tt.result || string(sni) != tt.want {
 				t.Errorf("clientHelloSNI(%d bytes) = %q, %d; want %q, %d", len(tt.in), sni, r, tt.want, tt.result)
 			}

@@ -35,13 +35,13 @@ func FuzzDNS(f *testing.F) {
 func FuzzClientHello(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		scratch := make([]byte, 0, maxHello)
-		sni, r := clientHelloSNI(stream, scratch)
+		sni, r, _ := clientHelloSNI(stream, scratch)
 		if r == helloSNI && len(sni) == 0 {
 			t.Fatal("helloSNI with an empty name")
 		}
 		// More bytes never change a name already found.
 		if half := stream[:len(stream)/2]; len(half) > 0 {
-			if hs, hr := clientHelloSNI(half, make([]byte, 0, maxHello)); hr == helloSNI && (r != helloSNI || !bytes.Equal(hs, sni)) {
+			if hs, hr, _ := clientHelloSNI(half, make([]byte, 0, maxHello)); hr == helloSNI && (r != helloSNI || !bytes.Equal(hs, sni)) {
 				t.Fatalf("prefix found %q, the whole stream %q (%d)", hs, sni, r)
 			}
 		}
@@ -87,6 +87,63 @@ func FuzzPacket(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzQUICInitial runs whole UDP datagrams to port 443 through the QUIC
+// path: header parsing, header protection, decryption. No panic, and every
+// record is valid wire form. The seeds are the RFC 9001 and RFC 9369 client
+// and server Initials and Initials carrying split ClientHellos.
+func FuzzQUICInitial(f *testing.F) {
+	sink := &memSink{}
+	p := testProcessor(f, sink)
+	f.Fuzz(func(t *testing.T, dg []byte) {
+		sink.lines = sink.lines[:0]
+		fr := udpFrame(t, pc4, 50000, srv4, 443, dg)
+		p.packet(fr, ci(t0, fr))
+		p.packet(fr, ci(t0, fr))
+		p.flushFlows()
+		p.out.flush()
+		checkLines(t, sink.lines)
+	})
+}
+
+// FuzzQUICCrypto seals its input as the payload of a client Initial (so
+// it decrypts) and runs it through the processor: the frame walk, the
+// CRYPTO reassembly and the ClientHello parser see arbitrary plaintext.
+func FuzzQUICCrypto(f *testing.F) {
+	sink := &memSink{}
+	p := testProcessor(f, sink)
+	port := uint16(0)
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		sink.lines = sink.lines[:0]
+		q := newQUICClient(t, quicV1, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+		port++ // a new flow each time, so no input ends another's
+		dg := q.initial(payload, 1200)
+		fr := udpFrame(t, pc4, port, srv4, 443, append(dg, make([]byte, max(0, 1200-len(dg)))...))
+		p.packet(fr, ci(t0, fr))
+		p.flushFlows()
+		p.out.flush()
+		checkLines(t, sink.lines)
+		for _, l := range sink.lines {
+			if bytes.Contains(l, []byte(`"kind":"tls"`)) && !bytes.Contains(l, []byte(`"quic":true`)) {
+				t.Fatalf("a tls record from a QUIC datagram without the quic marker: %s", l)
+			}
+		}
+	})
+}
+
+func checkLines(t *testing.T, lines [][]byte) {
+	t.Helper()
+	for _, line := range lines {
+		checkPrintable(t, bytes.TrimSuffix(line, []byte("\n")))
+		r, err := DecodeJSON(line)
+		if err != nil {
+			t.Fatalf("DecodeJSON(%s): %v", line, err)
+		}
+		if again := AppendJSON(nil, &r); !bytes.Equal(again, line) {
+			t.Fatalf("re-encoded\n%s\nwant\n%s", again, line)
+		}
+	}
 }
 
 // FuzzDecodeJSON: whatever DecodeJSON accepts re-encodes to a form that
@@ -146,6 +203,7 @@ func checkPrintable(t *testing.T, b []byte) {
 // -update, writes them), so `go test` always runs the seeds.
 func TestFuzzCorpus(t *testing.T) {
 	hello := clientHello(t, "secure.example.test")
+	quicMsg := handshakeMessage(t, "seed.quic.test")
 	seeds := map[string][][]byte{
 		"FuzzDNS": {
 			dnsQuery(t, "www.example.test", layers.DNSTypeA, false, 0),
@@ -167,7 +225,14 @@ func TestFuzzCorpus(t *testing.T) {
 			tcpFrame(t, pc6, 51000, srv6, 80, 1, []byte("GET / HTTP/1.1\r\nHost: a.test\r\n\r\n")),
 			tcpFrame(t, pc4, 51000, srv4, 53, 1, append([]byte{0, 34}, dnsQuery(t, "tcp.example.test", layers.DNSTypeA, false, 0)...)),
 		},
-		"FuzzDecodeJSON": {},
+		"FuzzDecodeJSON":  {},
+		"FuzzQUICInitial": quicSeeds(t),
+		"FuzzQUICCrypto": {
+			append(readHex(t, "client-initial-plaintext.hex")[1], make([]byte, 900)...),
+			append(append(cryptoFrame(500, quicMsg[500:]), 0x01), cryptoFrame(0, quicMsg[:500])...),
+			cryptoFrame(0, withExtension(t, quicMsg, extECH, []byte{0, 0, 1, 0, 1, 7, 0, 0, 0, 1, 9})),
+			{0x02, 0x00, 0x00, 0x00, 0x00, 0x06, 0x00, 0x04, 0x01, 0x00, 0x00, 0x10},
+		},
 	}
 	for i := range goldenRecords {
 		seeds["FuzzDecodeJSON"] = append(seeds["FuzzDecodeJSON"], AppendJSON(nil, &goldenRecords[i]))
@@ -187,5 +252,20 @@ func TestFuzzCorpus(t *testing.T) {
 		if err != nil || len(entries) < len(inputs) {
 			t.Errorf("seed corpus %s has %d files (%v); want at least %d (go test -run TestFuzzCorpus -update)", dir, len(entries), err, len(inputs))
 		}
+	}
+}
+
+// quicSeeds are datagrams for FuzzQUICInitial.
+func quicSeeds(t *testing.T) [][]byte {
+	msg := handshakeMessage(t, "seed.quic.test")
+	q := newQUICClient(t, quicV1, []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	q2 := newQUICClient(t, quicV2, []byte{8, 7, 6, 5})
+	return [][]byte{
+		readHex(t, "rfc9001-client-initial.hex")[0],
+		readHex(t, "rfc9369-client-initial.hex")[0],
+		append(readHex(t, "rfc9001-server-initial.hex")[0], make([]byte, 1100)...),
+		q.initial(cryptoFrame(0, msg[:400]), 1200),
+		q.initial(cryptoFrame(400, msg[400:]), 1200),
+		q2.initial(cryptoFrame(0, msg), 1200),
 	}
 }

@@ -19,6 +19,8 @@ const (
 	appTLS
 	appHTTP
 	appDNS
+	appQUIC     // a UDP flow's client Initials (slot in the QUIC pool, next: its generation)
+	appQUICDone // a UDP flow whose ClientHello was found or given up
 )
 
 // reasmSlots is how many flows may wait for more bytes at once.

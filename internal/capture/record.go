@@ -37,7 +37,7 @@ func (k Kind) String() string {
 //	every kind: kind, ts, proto, src, sport, dst, dport
 //	flow:       first, last, src_packets, src_bytes, dst_packets, dst_bytes
 //	dns:        name, qtype, rcode, response
-//	tls:        sni
+//	tls:        sni, then quic and ech only when true
 //	http:       host
 //
 // kind is "flow", "dns", "tls" or "http". ts, first and last are RFC 3339 in
@@ -49,7 +49,13 @@ func (k Kind) String() string {
 // from first to last within one segment: a flow that outlives a segment
 // appears again in the next one. qtype is the type mnemonic ("A", "AAAA",
 // …) or "TYPE<n>"; rcode the mnemonic ("NOERROR", "NXDOMAIN", …) or
-// "RCODE<n>". Text fields (name, sni, host) are printable ASCII: any other
+// "RCODE<n>". A tls record's sni is the server_name of a TLS ClientHello;
+// "quic":true says the hello came in QUIC Initial packets (HTTP/3; proto
+// is then "udp"), "ech":true that it carries the encrypted_client_hello
+// extension: the connection may use Encrypted Client Hello, and sni may
+// then be the provider's public name rather than the site (browsers also
+// send the extension as a decoy, "GREASE", where the site has no ECH, and
+// on the wire the two look alike). Text fields (name, sni, host) are printable ASCII: any other
 // byte is written as \DDD (decimal), as in DNS presentation format. New
 // keys may be added after the existing ones; readers ignore keys they do
 // not know.
@@ -74,7 +80,9 @@ type Record struct {
 	Response bool
 
 	// tls
-	SNI string
+	SNI  string
+	QUIC bool // the ClientHello came in QUIC Initial packets
+	ECH  bool // the ClientHello offers Encrypted Client Hello
 
 	// http
 	Host string
@@ -133,6 +141,12 @@ func AppendJSON(b []byte, r *Record) []byte {
 		b = append(b, `,"sni":"`...)
 		b = appendText(b, r.SNI)
 		b = append(b, '"')
+		if r.QUIC {
+			b = append(b, `,"quic":true`...)
+		}
+		if r.ECH {
+			b = append(b, `,"ech":true`...)
+		}
 	case KindHTTP:
 		b = append(b, `,"host":"`...)
 		b = appendText(b, r.Host)

@@ -29,6 +29,10 @@ var goldenRecords = []Record{
 	{Kind: KindDNS, TS: t0, Proto: protoTCP, Src: pc4, SrcPort: 40002, Dst: srv4, DstPort: 53, Name: `we\.ird\\"\255.test`, QType: 4242, RCode: 12},
 	{Kind: KindTLS, TS: t0, Proto: protoTCP, Src: pc4, SrcPort: 51234, Dst: srv4, DstPort: 443, SNI: "secure.example.test"},
 	{Kind: KindHTTP, TS: t0, Proto: protoTCP, Src: pc6, SrcPort: 51235, Dst: srv6, DstPort: 80, Host: "www.example.test:8080"},
+	// Added with QUIC and ECH: the markers come after sni, only when true.
+	{Kind: KindTLS, TS: t0, Proto: protoUDP, Src: pc4, SrcPort: 51236, Dst: srv4, DstPort: 443, SNI: "quic.example.test", QUIC: true},
+	{Kind: KindTLS, TS: t0, Proto: protoTCP, Src: pc6, SrcPort: 51237, Dst: srv6, DstPort: 443, SNI: "public.example.test", ECH: true},
+	{Kind: KindTLS, TS: t0, Proto: protoUDP, Src: pc6, SrcPort: 51238, Dst: srv6, DstPort: 443, SNI: "public.example.test", QUIC: true, ECH: true},
 }
 
 func TestAppendJSONGolden(t *testing.T) {
@@ -73,7 +77,8 @@ func TestDecodeJSONRoundTrip(t *testing.T) {
 		// The wire form keeps text in presentation form and times in UTC.
 		if r.Kind != g.Kind || !r.TS.Equal(g.TS) || r.Src != g.Src || r.Dst != g.Dst || r.SrcPort != g.SrcPort ||
 			r.DstPort != g.DstPort || r.Proto != g.Proto || r.SrcBytes != g.SrcBytes || r.DstPackets != g.DstPackets ||
-			r.QType != g.QType || r.RCode != g.RCode || r.Response != g.Response || r.SNI != g.SNI || r.Host != g.Host {
+			r.QType != g.QType || r.RCode != g.RCode || r.Response != g.Response || r.SNI != g.SNI || r.Host != g.Host ||
+			r.QUIC != g.QUIC || r.ECH != g.ECH {
 			t.Errorf("record %d: DecodeJSON(AppendJSON(r)) = %+v; want %+v", i, r, g)
 		}
 		again = AppendJSON(again, &r)
