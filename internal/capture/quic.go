@@ -156,7 +156,7 @@ func parseLongHeader(b []byte) (h quicHeader, ok bool) {
 	if n = int(c.u8()); n > maxConnID {
 		return h, false
 	}
-	c.skip(n) // source connection ID
+	c.skip(n)  // source connection ID
 	if retry { // no length field: the Retry packet fills the datagram
 		h.end = len(b)
 		return h, !c.bad
