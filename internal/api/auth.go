@@ -2,7 +2,9 @@ package api
 
 import (
 	"fmt"
+	"os/user"
 	"slices"
+	"strconv"
 )
 
 // Peer is the caller of a request as the operating system reports it, not
@@ -42,6 +44,37 @@ type Authorizer struct {
 	// Windows: SIDs that may call (Administrators, SYSTEM, the service's
 	// own SID and the booking-client group).
 	AllowSIDs []string
+}
+
+// Admin reports whether p administers the PC: root or the service's own
+// account on Linux; SYSTEM or an elevated member of Administrators on
+// Windows (only groups enabled in the token count, see peerOf).
+func (a *Authorizer) Admin(p Peer) bool {
+	if a == nil {
+		return false
+	}
+	if len(a.AllowSIDs) > 0 {
+		for _, s := range append([]string{p.SID}, p.SIDs...) {
+			if s == sidSystem || s == sidAdministrators {
+				return true
+			}
+		}
+		return false
+	}
+	return p.UID == 0 || p.UID == a.SelfUID
+}
+
+// lookupName fills in the account name of a Linux peer. It is left out of
+// peerOf, which runs for every connection, because a name service lookup
+// can be slow; only messages and the audit log need the name. On Windows
+// peerOf has it already.
+func lookupName(p *Peer) {
+	if p.Name != "" || p.SID != "" {
+		return
+	}
+	if u, err := user.LookupId(strconv.FormatUint(uint64(p.UID), 10)); err == nil {
+		p.Name = u.Username
+	}
 }
 
 // Check returns "" when p may call, or a short reason why not.

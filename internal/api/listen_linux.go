@@ -90,7 +90,8 @@ func GroupMissing(group string) error {
 }
 
 // peerOf asks the kernel who is on the other end of c: SO_PEERCRED for the
-// user and primary group, SO_PEERGROUPS for the supplementary groups.
+// user and primary group, SO_PEERGROUPS for the supplementary groups. The
+// account name is looked up only when needed (lookupName).
 func peerOf(c net.Conn) (Peer, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -116,9 +117,6 @@ func peerOf(c net.Conn) (Peer, error) {
 	}
 	if serr != nil {
 		return Peer{}, serr
-	}
-	if u, err := user.LookupId(strconv.FormatUint(uint64(p.UID), 10)); err == nil {
-		p.Name = u.Username
 	}
 	return p, nil
 }

@@ -20,10 +20,14 @@ type Bookings interface {
 	List(ctx context.Context, from, to time.Time) ([]booking.Booking, error)
 }
 
-// Refusal is a request turned away because of who sent it.
+// Refusal is a connection or request turned away because of who sent it
+// or how many connections it holds.
 type Refusal struct {
 	Peer Peer
-	Why  string // a short machine word: "not-in-group", "unknown-peer"
+	Why  string // a short machine word: one of the Why constants
+	// Count is how many refusals of this account for this reason the
+	// report stands for (see DefaultRefusalWindow); at least 1.
+	Count int
 }
 
 // Config wires a Server.
@@ -35,25 +39,48 @@ type Config struct {
 	Status func(ctx context.Context) (Status, error)
 	// Allow decides whether a peer may call the API.
 	Allow *Authorizer
-	// Refused is told about every refused request (the daemon audits it).
+	// Refused is told about refused connections and requests (the daemon
+	// audits them): the first of an account for a reason at once, then
+	// at most one count per RefusalWindow.
 	Refused func(Refusal)
 	Log     *slog.Logger
+
+	// Limits; zero means the Default of the same name.
+	MaxConns        int
+	MaxConnsPerPeer int
+	IdleTimeout     time.Duration
+	RefusalWindow   time.Duration
 }
 
 // Server serves the API on one listener.
 type Server struct {
-	cfg  Config
-	http *http.Server
+	cfg                  Config
+	http                 *http.Server
+	maxConns, maxPerPeer int
+	refusals             *refusalGate
+	identify             func(net.Conn) (Peer, error) // peerOf; tests stand in other accounts
 }
 
 type peerKey struct{}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
 
 // NewServer returns a server; call Serve with a listener from Listen.
 func NewServer(cfg Config) *Server {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Server{cfg: cfg}
+	s := &Server{cfg: cfg, identify: peerOf,
+		maxConns:   orDefault(cfg.MaxConns, DefaultMaxConns),
+		maxPerPeer: orDefault(cfg.MaxConnsPerPeer, DefaultMaxConnsPerPeer),
+		refusals: &refusalGate{window: orDefault(cfg.RefusalWindow, DefaultRefusalWindow), report: cfg.Refused,
+			pending: map[string]*pendingRefusals{}},
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/bookings/start", s.start)
 	mux.HandleFunc("POST /v1/bookings/end", s.end)
@@ -64,43 +91,49 @@ func NewServer(cfg Config) *Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       orDefault(cfg.IdleTimeout, DefaultIdleTimeout),
 		MaxHeaderBytes:    8 << 10,
+		// The caller was identified when the connection was admitted.
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			p, err := peerOf(c)
-			if err != nil {
-				cfg.Log.Warn("cannot identify API caller", "err", err)
-				return ctx
+			if pc, ok := c.(*peerConn); ok {
+				return context.WithValue(ctx, peerKey{}, pc.peer)
 			}
-			return context.WithValue(ctx, peerKey{}, p)
+			return ctx
 		},
 		ErrorLog: slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn),
 	}
 	return s
 }
 
-// Serve accepts connections on l until Shutdown.
+// Serve accepts connections on l until Shutdown, within the connection
+// limits.
 func (s *Server) Serve(l net.Listener) error {
-	err := s.http.Serve(l)
+	err := s.http.Serve(&limitListener{Listener: l, srv: s, perPeer: map[string]int{},
+		lingering: make(chan struct{}, maxLingering)})
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
 	return err
 }
 
-// Shutdown stops accepting and waits for requests in flight.
-func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+// Shutdown stops accepting, waits for requests in flight, and reports the
+// refusals still being counted.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.http.Shutdown(ctx)
+	s.refusals.close()
+	return err
+}
 
 func (s *Server) authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := r.Context().Value(peerKey{}).(Peer)
-		why := "unknown-peer"
+		why := WhyUnknownPeer
 		if ok {
 			why = s.cfg.Allow.Check(p)
 		}
 		if why != "" {
-			if s.cfg.Refused != nil {
-				s.cfg.Refused(Refusal{Peer: p, Why: why})
-			}
+			s.refusals.add(Refusal{Peer: p, Why: why})
+			lookupName(&p)
 			writeError(w, http.StatusForbidden, fmt.Sprintf("account %s may not use the carrel API (%s); add it to the booking-client group", p, why))
 			return
 		}

@@ -232,6 +232,31 @@ func TestAuthorizer(t *testing.T) {
 	}
 }
 
+func TestAdmin(t *testing.T) {
+	a := &Authorizer{SelfUID: 500, Group: 900, HasGroup: true}
+	win := &Authorizer{AllowSIDs: []string{"S-1-5-18", "S-1-5-32-544", "S-1-5-21-9-1001"}}
+	tests := []struct {
+		a    *Authorizer
+		p    Peer
+		want bool
+	}{
+		{a, Peer{UID: 0}, true},
+		{a, Peer{UID: 500}, true},
+		{a, Peer{UID: 1000, GID: 900}, false},
+		{a, Peer{UID: 1000, GID: 0, Groups: []uint32{0}}, false}, // group root is not root
+		{nil, Peer{UID: 0}, false},
+		{win, Peer{SID: "S-1-5-18"}, true},
+		{win, Peer{SID: "S-1-5-21-1-1000", SIDs: []string{"S-1-5-32-544"}}, true},
+		{win, Peer{SID: "S-1-5-21-1-1000", SIDs: []string{"S-1-5-32-545", "S-1-5-21-9-1001"}}, false},
+		{win, Peer{SID: "S-1-5-21-1-1000", UID: 0}, false}, // no uid on Windows
+	}
+	for i, tt := range tests {
+		if got := tt.a.Admin(tt.p); got != tt.want {
+			t.Errorf("%d: Admin(%v) = %v; want %v", i, tt.p, got, tt.want)
+		}
+	}
+}
+
 func TestListenRefusesForeignFile(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "api.sock")

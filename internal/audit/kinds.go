@@ -29,7 +29,7 @@ const (
 	BookingInterrupted Kind = "booking.interrupted" // count, at, reason: open bookings closed because the service stopped uncleanly (unclean-stop), the PC restarted after a clean stop (reboot), or both (unclean-reboot); a clean restart of the service closes none
 
 	// Local API.
-	APIRefused Kind = "api.refused" // account, uid, why
+	APIRefused Kind = "api.refused" // account, uid, why (not-in-group|unknown-peer|too-many-connections|busy|not-admin), count: how many refusals of the account for that reason the entry stands for (absent: one); a flood is recorded at most once a minute
 
 	// Misuse cases and capture (G1, G2).
 	CaseAccepted  Kind = "case.accepted"  // case, mode, start, end, notice_posted_at
@@ -89,7 +89,7 @@ var kinds = map[Kind]kindSpec{
 		"count": req(TypeInt), "at": req(TypeTime), "reason": opt(TypeToken)}},
 
 	APIRefused: {fields: map[string]fieldSpec{
-		"account": opt(TypeToken), "uid": opt(TypeInt), "why": req(TypeToken)}},
+		"account": opt(TypeToken), "uid": opt(TypeInt), "why": req(TypeToken), "count": opt(TypeInt)}},
 
 	CaseAccepted: {fields: map[string]fieldSpec{
 		"case": req(TypeToken), "mode": req(TypeToken), "start": req(TypeTime), "end": req(TypeTime),

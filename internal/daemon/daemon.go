@@ -384,7 +384,10 @@ func (d *Daemon) refused(r api.Refusal) {
 	} else if r.Peer.Name == "" {
 		f = append(f, audit.Token("account", r.Peer.SID))
 	}
-	d.log.Warn("API request refused", "account", r.Peer.String(), "why", r.Why)
+	if r.Count > 1 {
+		f = append(f, audit.Int("count", int64(r.Count)))
+	}
+	d.log.Warn("API request refused", "account", r.Peer.String(), "why", r.Why, "count", r.Count)
 	d.record(context.Background(), audit.Event{Kind: audit.APIRefused, Actor: "api", Fields: f})
 }
 

@@ -39,7 +39,7 @@ func TestUnitVerifies(t *testing.T) {
 		`ExecStart=` + strings.ReplaceAll(exe, " ", `\x20`) + ` run --config /etc/carrel/carrel.toml`,
 		"NoNewPrivileges=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
 		"CapabilityBoundingSet=CAP_NET_RAW CAP_CHOWN", "RestrictAddressFamilies=AF_UNIX AF_NETLINK AF_PACKET",
-		"ReadWritePaths=/var/lib/carrel", "Restart=on-failure", "UMask=0077",
+		"ReadWritePaths=/var/lib/carrel", "Restart=on-failure", "UMask=0077", "LimitNOFILE=1024",
 	} {
 		if !strings.Contains(unit, want+"\n") {
 			t.Errorf("unit lacks %q", want)
