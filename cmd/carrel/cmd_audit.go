@@ -53,13 +53,24 @@ func addAuditLogFlags(fs *flag.FlagSet) auditLogFlags {
 	}
 }
 
-// dataFile returns the path of name in the config's data folder.
+// dataFile returns the path of name in the config's data folder: the
+// folder judged and resolved as the service does. The command only reads,
+// and every folder on that path is one only root and the service can
+// change (SQLite resolves a path to its folder's name by itself anyway).
 func dataFile(configPath, name string) (string, error) {
 	cfg, err := config.Load(configPath)
 	if err != nil {
 		return "", err
 	}
-	return filepath.Join(cfg.Storage.DataDir, name), nil
+	d, err := openDataDir(cfg)
+	if errors.Is(err, config.ErrNoDataDir) {
+		return "", &hintError{err: err, hint: "the service creates the data folder and the audit log when it first starts"}
+	}
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	return filepath.Join(d.Name(), name), nil
 }
 
 // open opens the audit log read-only.

@@ -40,16 +40,24 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 	default:
 		return usagef("config check takes at most one FILE")
 	}
-	cfg, err := config.Load(*path)
+	// Inspect judges the file as the service does, and also returns what
+	// it could parse of a refused file, so that every problem is listed.
+	cfg, err := config.Inspect(*path)
+	if err != nil && !config.IsRefusal(err) {
+		return err
+	}
 	var lines []string
 	var ps config.Problems
-	switch {
-	case errors.As(err, &ps):
+	if errors.As(err, &ps) {
 		for _, p := range ps {
 			lines = append(lines, p.String())
 		}
-	case err != nil:
-		return err
+	}
+	var pe *config.PermissionError
+	if errors.As(err, &pe) {
+		for _, p := range pe.Problems {
+			lines = append(lines, fmt.Sprintf("(permissions) %s; fix: %s", p, p.Fix))
+		}
 	}
 	if cfg != nil {
 		// A broken case does not make the file invalid for the service (the
@@ -59,14 +67,21 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 				lines = append(lines, fmt.Sprintf("case[%s].%s (this case cannot capture)", cd.ID, b))
 			}
 		}
-		if err := config.CheckPermissions(*path, cfg.Storage.DataDir); err != nil {
-			var pe *config.PermissionError
-			if errors.As(err, &pe) {
+		// The folders the config names, judged as the service will.
+		for _, f := range []struct {
+			key string
+			err error
+		}{
+			{"storage.data_dir", config.CheckDataDir(cfg.Storage.DataDir)},
+			{"booking.api_socket", config.CheckSocketDir(cfg.Booking.APISocket)},
+		} {
+			switch {
+			case errors.As(f.err, &pe):
 				for _, p := range pe.Problems {
-					lines = append(lines, fmt.Sprintf("(permissions) %s: %s; fix: %s", p.Path, p.Why, p.Fix))
+					lines = append(lines, fmt.Sprintf("%s: (permissions) %s; fix: %s", f.key, p, p.Fix))
 				}
-			} else {
-				lines = append(lines, "(permissions) "+err.Error())
+			case f.err != nil:
+				lines = append(lines, fmt.Sprintf("%s: %v", f.key, f.err))
 			}
 		}
 	}

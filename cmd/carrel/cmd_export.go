@@ -87,12 +87,18 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	data, err := openDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer data.Close()
 	opts := export.Options{
 		Order: o.order, Window: export.Window{From: o.from.t, To: o.to.t}, PCs: o.pcs,
-		IdentityFile: o.identity, Out: o.out, Config: cfg, Version: version, Actor: cliActor(),
+		IdentityFile: o.identity, Out: o.out, Config: cfg, DataDir: data.Path(), Version: version, Actor: cliActor(),
 		Progress: progressPrinter(e.stderr),
 	}
 	res, err := export.Run(ctx, opts)
+	err = data.Named(err)
 	switch {
 	case errors.Is(err, export.ErrInvalid):
 		return usagef("%v", err)

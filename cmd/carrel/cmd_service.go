@@ -103,7 +103,13 @@ func prepareInstall(e *env, configPath string) error {
 	if err := ensureClientGroup(e, cfg.Booking.ClientGroup); err != nil {
 		return err
 	}
-	return config.CheckPermissions(configPath, cfg.Storage.DataDir)
+	if err := config.CheckDataDir(cfg.Storage.DataDir); err != nil {
+		return fmt.Errorf("storage.data_dir: %w", err)
+	}
+	if err := config.CheckSocketDir(cfg.Booking.APISocket); err != nil {
+		return fmt.Errorf("booking.api_socket: %w", err)
+	}
+	return nil
 }
 
 // writeDefaultConfig writes the commented default config at path unless a

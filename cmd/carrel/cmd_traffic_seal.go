@@ -41,8 +41,19 @@ func runTrafficList(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	// Inspection only: no audit log needed, nothing is changed or created.
-	store, err := seal.Open(ctx, cfg.Storage.DataDir, seal.Options{})
+	data, err := openDataDir(cfg)
+	if err != nil && !errors.Is(err, config.ErrNoDataDir) {
+		return err
+	}
+	var store *seal.Store
+	if err == nil {
+		defer data.Close()
+		// Inspection only: no audit log needed, nothing is changed or created.
+		store, err = seal.Open(ctx, data.Path(), seal.Options{})
+		err = data.Named(err)
+	} else {
+		err = seal.ErrNoStore
+	}
 	if errors.Is(err, seal.ErrNoStore) {
 		if *asJSON {
 			fmt.Fprintln(e.stdout, "[]")
@@ -140,20 +151,28 @@ func runTrafficRelease(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	dataDir := cfg.Storage.DataDir
+	data, err := openDataDir(cfg)
+	if errors.Is(err, config.ErrNoDataDir) {
+		return seal.Exists(cfg.Storage.DataDir) // nothing was ever sealed: ErrNoStore
+	}
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	dataDir := data.Path()
 	// ErrNoStore: nothing was ever sealed, so nothing is held.
 	if err := seal.Exists(dataDir); err != nil {
-		return err
+		return data.Named(err)
 	}
 	// The same log the service writes; several processes may append to it.
 	log, err := audit.OpenIn(dataDir, cfg.PC.ID, nil)
 	if err != nil {
-		return storeError(err)
+		return storeError(data.Named(err))
 	}
 	defer log.Close()
 	store, err := seal.Open(ctx, dataDir, seal.Options{Recorder: log, Actor: cliActor()})
 	if err != nil {
-		return storeError(err)
+		return storeError(data.Named(err))
 	}
 	defer store.Close()
 	n, err := store.Release(ctx, *order)
@@ -161,7 +180,7 @@ func runTrafficRelease(ctx context.Context, e *env, args []string) error {
 		return &hintError{err: err, hint: "`carrel traffic list` shows the orders holding segments"}
 	}
 	if err != nil {
-		return err
+		return data.Named(err)
 	}
 	fmt.Fprintf(e.stdout, "released the legal hold on %d segment(s); the next retention run deletes those whose time is up\n", n)
 	return nil

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"runtime"
 	"sort"
 	"strings"
@@ -108,30 +107,6 @@ func (ps Problems) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
-}
-
-// ErrNotFound is returned (wrapped) when the config file does not exist.
-var ErrNotFound = errors.New("config file not found")
-
-// Load reads, decodes, defaults and validates the config at path. On
-// failure the error lists every problem (a Problems value, wrapped with the
-// path) or says why the file could not be read.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading config %q: %w", path, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading config %q: %w", path, err)
-	}
-	c, err := Parse(data)
-	if c != nil {
-		c.Path = path
-	}
-	if err != nil {
-		return c, fmt.Errorf("config %q: %w", path, err)
-	}
-	return c, nil
 }
 
 // Parse decodes data as a carrel config, fills in defaults and validates it.

@@ -1,16 +1,13 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 )
 
-// PermissionError says which paths other accounts could write, and how to
-// fix each. carrel refuses to start (or to load a new config) while there is
+// PermissionError says which paths other accounts could write (or could
+// replace, through a link or a folder they can write), and how to fix
+// each. carrel refuses to start (or to load a new config) while there is
 // one, because whoever can write the config can declare a misuse case, and
 // whoever can write the data folder can forge bookings or delete evidence.
 type PermissionError struct {
@@ -24,13 +21,17 @@ type PathProblem struct {
 	Fix  string // a command that fixes it
 }
 
+// String is the problem as printed: the path (quoted when it holds
+// control characters) and why it is unsafe.
+func (p PathProblem) String() string { return quoteName(p.Path) + ": " + p.Why }
+
 func (e *PermissionError) Error() string {
 	var b strings.Builder
 	for i, p := range e.Problems {
 		if i > 0 {
 			b.WriteString("; ")
 		}
-		fmt.Fprintf(&b, "%s: %s", p.Path, p.Why)
+		b.WriteString(p.String())
 	}
 	return "unsafe permissions: " + b.String()
 }
@@ -46,69 +47,34 @@ func (e *PermissionError) Hint() string {
 	return "fix with: " + strings.Join(fixes, " && ")
 }
 
-// CheckPermissions checks the config file and the data folder (and the
-// folders above them) against writes by other accounts. The data folder
-// need not exist yet; then its nearest existing parent is checked.
-func CheckPermissions(configPath, dataDir string) error {
-	var ps []PathProblem
-	ps = append(ps, checkPath(configPath, false)...)
-	ps = append(ps, checkPath(dataDir, true)...)
+func dedupe(ps []PathProblem) []PathProblem {
+	seen := map[string]bool{}
+	out := make([]PathProblem, 0, len(ps))
+	for _, p := range ps {
+		if seen[p.Path+"\x00"+p.Why] {
+			continue
+		}
+		seen[p.Path+"\x00"+p.Why] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+func permissionError(ps []PathProblem) error {
 	if len(ps) == 0 {
 		return nil
 	}
 	return &PermissionError{Problems: dedupe(ps)}
 }
 
-func dedupe(ps []PathProblem) []PathProblem {
-	seen := map[string]bool{}
-	out := ps[:0]
-	for _, p := range ps {
-		if seen[p.Path+p.Why] {
-			continue
+// quoteName returns a path as it may be printed: as it is when it holds
+// only printable characters, quoted otherwise, so that a file name cannot
+// carry terminal escapes into a message.
+func quoteName(p string) string {
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 {
+			return fmt.Sprintf("%q", p)
 		}
-		seen[p.Path+p.Why] = true
-		out = append(out, p)
 	}
-	return out
-}
-
-// walkPath resolves p (following links: what matters is what is read) and
-// visits it and every existing folder above it, leaf first, until the root
-// or until stop says the folder above need not be judged. Folders not
-// created yet (the data folder before first start) are passed over. The
-// leaf must be a folder when isDir, a regular file otherwise.
-func walkPath(p string, isDir bool, visit func(path string, fi fs.FileInfo, leaf bool) []PathProblem, stop func(parent string) bool) []PathProblem {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return []PathProblem{{Path: p, Why: err.Error()}}
-	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		abs = real
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return []PathProblem{{Path: p, Why: err.Error()}}
-	}
-	var ps []PathProblem
-	leaf := true
-	for cur := abs; ; {
-		fi, err := os.Stat(cur)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			ps = append(ps, PathProblem{Path: cur, Why: err.Error()})
-		default:
-			ps = append(ps, visit(cur, fi, leaf)...)
-			if leaf && isDir && !fi.IsDir() {
-				ps = append(ps, PathProblem{Path: cur, Why: "not a folder"})
-			}
-			if leaf && !isDir && !fi.Mode().IsRegular() {
-				ps = append(ps, PathProblem{Path: cur, Why: "not a regular file"})
-			}
-			leaf = false
-		}
-		parent := filepath.Dir(cur)
-		if parent == cur || stop(parent) {
-			return ps
-		}
-		cur = parent
-	}
+	return p
 }

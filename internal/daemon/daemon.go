@@ -54,17 +54,26 @@ type Daemon struct {
 	now   func() time.Time
 	start time.Time
 
+	data     *config.DataDir // the data folder, held open
 	audit    *audit.Log
 	bookings *booking.Store
 	api      *api.Server
 	traffic  *misuse.Controller
 
-	mu         sync.Mutex
-	cfg        *config.Config // the config in force
-	rejected   string         // problems of the file on disk when it is refused
-	warnings   []string
-	nextPurge  time.Time
-	lastPurged booking.PurgeReport
+	mu       sync.Mutex
+	cfg      *config.Config // the config in force
+	rejected string         // problems of the file on disk when it is refused
+	// unreadableMsg is why the config file could not be read at the last
+	// look ("" when it could); lastRead is the digest of what was read and
+	// lastReadAt when it was first read, for settling; looks asks the loop
+	// to look again.
+	unreadableMsg string
+	lastRead      [32]byte
+	lastReadAt    time.Time
+	looks         chan struct{}
+	warnings      []string
+	nextPurge     time.Time
+	lastPurged    booking.PurgeReport
 }
 
 // Files in the data folder.
@@ -92,21 +101,30 @@ func Run(ctx context.Context, opts Options) error {
 	return d.run(ctx)
 }
 
-func (d *Daemon) run(ctx context.Context) error {
-	cfg, err := config.Load(d.opts.ConfigPath)
+func (d *Daemon) run(ctx context.Context) (err error) {
+	// The config and every folder on the way to it are judged on the one
+	// file that is read; the data folder is judged and then held, and
+	// every file in it is opened through the held folder.
+	cfg, err := loadConfig(d.opts.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
-	if err := config.CheckPermissions(cfg.Path, cfg.Storage.DataDir); err != nil {
-		return fmt.Errorf("refusing to start: %w", err)
+	if err := config.CheckSocketDir(cfg.Booking.APISocket); err != nil {
+		return fmt.Errorf("refusing to start: booking.api_socket: %w", err)
 	}
 	d.cfg = cfg
 	restrictUmask()
-	dataDir := cfg.Storage.DataDir
-	if err := ensureDataDir(dataDir); err != nil {
-		return err
+	data, err := config.OpenDataDir(cfg.Storage.DataDir, true)
+	if err != nil {
+		return fmt.Errorf("refusing to start: storage.data_dir: %w", err)
 	}
-	unlock, err := lockDataDir(filepath.Join(dataDir, lockFile))
+	defer data.Close()
+	d.data = data
+	// Files are opened as /proc/self/fd/N/…; messages name the folder.
+	d.log = slog.New(folderNamer{Handler: d.log.Handler(), data: data})
+	defer func() { err = data.Named(err) }()
+	dataDir := data.Path()
+	unlock, err := lockDataDir(data.Join(lockFile), data.Name())
 	if err != nil {
 		return err
 	}
@@ -145,6 +163,12 @@ func (d *Daemon) run(ctx context.Context) error {
 	d.purge(ctx)
 	d.traffic = misuse.New(misuse.Options{DataDir: dataDir, Audit: d.audit, Log: d.log, Now: d.now})
 
+	// Checked again when the socket is made: the folder may have changed
+	// since the start.
+	if err := config.CheckSocketDir(cfg.Booking.APISocket); err != nil {
+		d.stop(context.WithoutCancel(ctx), "start-failed")
+		return fmt.Errorf("refusing to start: booking.api_socket: %w", err)
+	}
 	l, err := d.listen(cfg)
 	if err != nil {
 		d.stop(context.WithoutCancel(ctx), "start-failed")
@@ -389,13 +413,6 @@ func (d *Daemon) refused(r api.Refusal) {
 	}
 	d.log.Warn("API request refused", "account", r.Peer.String(), "why", r.Why, "count", r.Count)
 	d.record(context.Background(), audit.Event{Kind: audit.APIRefused, Actor: "api", Fields: f})
-}
-
-func ensureDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating data folder %q: %w", dir, err)
-	}
-	return nil
 }
 
 func tokenOr(s, def string) string {

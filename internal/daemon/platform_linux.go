@@ -11,14 +11,14 @@ import (
 // two carrels (a service and a forgotten `carrel run`) never share one
 // register. The kernel drops the lock when the process dies, so a crash
 // never leaves it stuck.
-func lockDataDir(path string) (unlock func(), err error) {
+func lockDataDir(path, folder string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("opening lock file: %w", err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("another carrel is already running on data folder %q", path[:len(path)-len(lockFile)-1])
+		return nil, fmt.Errorf("another carrel is already running on data folder %q", folder)
 	}
 	return func() { f.Close() }, nil
 }

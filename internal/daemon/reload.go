@@ -1,11 +1,8 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -16,19 +13,27 @@ import (
 	"github.com/carrel-lib/carrel/internal/config"
 )
 
-// watchConfig returns a channel that receives when the config file may have
-// changed. It watches the folder, not the file, because editors and
-// deployment tools replace files by rename; and it also polls the file's
-// digest, because notifications are lost on some network and virtual file
-// systems. A change is reported once the file has been quiet for settle, so
-// that a file being written in place is not read half-written; either way a
-// change is seen within two seconds.
+// loadConfig reads and judges the config file; tests replace it to see
+// or fail each reading.
+var loadConfig = config.Load
+
+// watchConfig returns a channel that receives whenever the config file is
+// to be looked at again: at every poll, and settle after a notification
+// for the file. It watches the folder, not the file, because editors and
+// deployment tools replace files by rename; and it polls too, because
+// notifications are lost on some network and virtual file systems, and
+// because a file refused for its permissions must be taken up once they
+// are fixed even if its content never changes.
 //
 // The baseline is the digest of the config in force, not of the file when
 // the watch begins: a change written between loading the config and
 // starting the watch must not go unnoticed.
 func (d *Daemon) watchConfig(ctx context.Context, baseline []byte) <-chan struct{} {
 	out := make(chan struct{}, 1)
+	d.mu.Lock()
+	copy(d.lastRead[:], baseline)
+	d.looks = out
+	d.mu.Unlock()
 	path := d.opts.ConfigPath
 	var events chan fsnotify.Event
 	var errs chan error
@@ -51,7 +56,6 @@ func (d *Daemon) watchConfig(ctx context.Context, baseline []byte) <-chan struct
 		defer tick.Stop()
 		quiet := time.NewTimer(time.Hour)
 		quiet.Stop()
-		last := baseline
 		for {
 			select {
 			case <-ctx.Done():
@@ -63,43 +67,74 @@ func (d *Daemon) watchConfig(ctx context.Context, baseline []byte) <-chan struct
 			case err := <-errs:
 				d.log.Warn("config watch", "err", err)
 			case <-tick.C:
-				if now := digest(path); !bytes.Equal(now, last) {
-					last = now
-					quiet.Reset(settle)
-				}
+				look(out)
 			case <-quiet.C:
-				last = digest(path)
-				select {
-				case out <- struct{}{}:
-				default:
-				}
+				look(out)
 			}
 		}
 	}()
 	return out
 }
 
-func digest(path string) []byte {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return []byte("error: " + err.Error())
+func look(c chan<- struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
 	}
-	s := sha256.Sum256(b)
-	return s[:]
 }
 
-// reload reads the config file again. A file that is invalid, or that other
-// accounts could write, is refused and the config in force stays; the refusal
-// is logged, audited and shown in status. It reports whether a new config
-// was put in force.
+// reload reads the config file again and puts it in force when it is
+// valid, safe and new. A file whose content or permissions are wrong is
+// refused and the config in force stays; the refusal is logged, audited
+// once and shown in status, and judged again at every look, so a file
+// refused for its permissions is taken up once they are fixed. A file that
+// cannot be read at all (EMFILE, EIO, gone) is not a refusal: it says
+// nothing about the file, so it is logged and read again at the next look.
+//
+// Content is acted on only once it has read the same for settle, so that
+// a file being written in place is not judged half-written. It reports
+// whether a new config was put in force.
 func (d *Daemon) reload(ctx context.Context) bool {
 	cur := d.config()
-	next, err := config.Load(d.opts.ConfigPath)
+	next, err := loadConfig(d.opts.ConfigPath)
+	var sha [32]byte
+	var refused *config.Refused
+	switch {
+	case errors.As(err, &refused):
+		sha = refused.SHA256
+	case err != nil:
+		d.unreadable(err)
+		return false
+	default:
+		sha = next.SHA256
+	}
+	now := time.Now()
+	d.mu.Lock()
+	if sha != d.lastRead {
+		d.lastRead, d.lastReadAt = sha, now
+	}
+	wait := d.lastReadAt.Add(settle).Sub(now)
+	looks := d.looks
+	d.mu.Unlock()
+	if wait > 0 {
+		time.AfterFunc(wait, func() { look(looks) })
+		return false
+	}
 	if err == nil {
-		err = config.CheckPermissions(d.opts.ConfigPath, next.Storage.DataDir)
+		if err = d.checkPaths(next); err != nil && !config.IsRefusal(err) {
+			d.unreadable(err)
+			return false
+		}
+	}
+	d.mu.Lock()
+	wasUnreadable := d.unreadableMsg != ""
+	d.unreadableMsg = ""
+	d.mu.Unlock()
+	if wasUnreadable {
+		d.log.Info("config file can be read again")
 	}
 	if err != nil {
-		d.reject(ctx, next, err)
+		d.reject(ctx, sha, err)
 		return false
 	}
 	d.mu.Lock()
@@ -123,7 +158,40 @@ func (d *Daemon) reload(ctx context.Context) bool {
 	return true
 }
 
-func (d *Daemon) reject(ctx context.Context, bad *config.Config, err error) {
+// checkPaths judges the folders a new config names, by name: they take
+// effect only when the service restarts, but a config that names a data
+// folder or socket folder that other accounts can change is refused now.
+func (d *Daemon) checkPaths(c *config.Config) error {
+	var ps []config.PathProblem
+	var pe *config.PermissionError
+	for _, err := range []error{config.CheckDataDir(c.Storage.DataDir), config.CheckSocketDir(c.Booking.APISocket)} {
+		switch {
+		case errors.As(err, &pe):
+			ps = append(ps, pe.Problems...)
+		case err != nil:
+			return err
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return &config.Refused{Path: d.opts.ConfigPath, SHA256: c.SHA256, Permissions: &config.PermissionError{Problems: ps}}
+}
+
+// unreadable logs, once per distinct error, that the config file could
+// not be read; the config in force stays and nothing is audited.
+func (d *Daemon) unreadable(err error) {
+	msg := err.Error()
+	d.mu.Lock()
+	same := d.unreadableMsg == msg
+	d.unreadableMsg = msg
+	d.mu.Unlock()
+	if !same {
+		d.log.Warn("cannot read the config file; the config in force stays, trying again", "err", err)
+	}
+}
+
+func (d *Daemon) reject(ctx context.Context, sha [32]byte, err error) {
 	msg := err.Error()
 	d.mu.Lock()
 	same := d.rejected == msg
@@ -134,8 +202,8 @@ func (d *Daemon) reject(ctx context.Context, bad *config.Config, err error) {
 	d.log.Error("config refused; the previous config stays in force", "err", err)
 	keys := problemKeys(err)
 	f := []audit.Field{audit.Text("problems", strings.Join(keys, ", ")), audit.Int("count", int64(len(keys)))}
-	if bad != nil {
-		f = append(f, audit.Hash("sha256", bad.SHA256[:]))
+	if sha != ([32]byte{}) {
+		f = append(f, audit.Hash("sha256", sha[:]))
 	}
 	// Audited before status shows it, so that whoever sees the refusal can
 	// find its entry.
@@ -152,17 +220,15 @@ func problemKeys(err error) []string {
 	var ps config.Problems
 	var pe *config.PermissionError
 	var keys []string
-	switch {
-	case errors.As(err, &ps):
-		for _, p := range ps {
-			keys = append(keys, p.Key)
-		}
-	case errors.As(err, &pe):
+	if errors.As(err, &pe) {
 		for _, p := range pe.Problems {
 			keys = append(keys, "permissions of "+p.Path)
 		}
-	default:
-		keys = []string{"file could not be read"}
+	}
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			keys = append(keys, p.Key)
+		}
 	}
 	return keys
 }

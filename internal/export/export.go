@@ -144,6 +144,9 @@ type exporter struct {
 
 func (x *exporter) open(ctx context.Context) error {
 	dir := x.cfg.Storage.DataDir
+	if x.o.DataDir != "" {
+		dir = x.o.DataDir
+	}
 	var err error
 	x.log, err = audit.OpenIn(dir, x.cfg.PC.ID, x.o.Now)
 	if err != nil {

@@ -52,6 +52,10 @@ type Options struct {
 	Out string
 	// Config is the loaded carrel config: data folder, PC id, library, cases.
 	Config *config.Config
+	// DataDir is the path to open files in the data folder with: the
+	// judged and held folder (config.DataDir.Path); Config's data_dir when
+	// empty.
+	DataDir string
 	// Version is carrel's version, for Bag-Software-Agent and custody.json.
 	Version string
 	// Actor names who ran the export in audit entries: an account, never a
