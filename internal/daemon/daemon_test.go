@@ -626,7 +626,9 @@ func TestChangeBeforeWatchIsSeen(t *testing.T) {
 	loadConfig = func(path string) (*config.Config, error) {
 		c, err := old(path)
 		// Right after the service's first reading, before any watch.
-		once.Do(func() { replaceConfig(t, p, bytes.Replace(b, []byte(`retention = "28d"`), []byte(`retention = "14d"`), 1)) })
+		once.Do(func() {
+			replaceConfig(t, p, bytes.Replace(b, []byte(`retention = "28d"`), []byte(`retention = "14d"`), 1))
+		})
 		return c, err
 	}
 	t.Cleanup(func() { loadConfig = old })
