@@ -25,9 +25,8 @@ import (
 var (
 	workDir string // removed after the tests
 
-	linuxOnce sync.Once
-	linuxBin  string
-	linuxErr  error
+	binMu     sync.Mutex
+	linuxBins = map[Version]builtBinary{} // built by linuxBinaryOf
 
 	winOnce sync.Once
 	winExe  string
@@ -67,17 +66,31 @@ func repoRoot(t testing.TB) string {
 }
 
 // linuxBinary is carrel built for the .deb, reporting testVersion1.
-func linuxBinary(t *testing.T) string {
+func linuxBinary(t *testing.T) string { return linuxBinaryOf(t, testVersion1) }
+
+type builtBinary struct {
+	path string
+	err  error
+}
+
+// linuxBinaryOf is carrel built for the .deb of version v, reporting v, so
+// that an upgrade in a test really changes the running version. Each is
+// built once per test run; after the first only the link differs.
+func linuxBinaryOf(t *testing.T, v Version) string {
 	t.Helper()
 	testenv.NeedTool(t, "gcc")
-	linuxOnce.Do(func() {
-		linuxBin = filepath.Join(workDir, "carrel")
-		linuxErr = BuildLinux(repoRoot(t), testVersion1, linuxBin)
-	})
-	if linuxErr != nil {
-		t.Fatal(linuxErr)
+	binMu.Lock()
+	defer binMu.Unlock()
+	b, ok := linuxBins[v]
+	if !ok {
+		b.path = filepath.Join(workDir, fmt.Sprintf("carrel-%d", len(linuxBins)))
+		b.err = BuildLinux(repoRoot(t), v, b.path)
+		linuxBins[v] = b
 	}
-	return linuxBin
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
 }
 
 // windowsExe is carrel.exe built for the MSI, reporting testVersion1.
@@ -94,12 +107,12 @@ func windowsExe(t *testing.T) string {
 	return winExe
 }
 
-// buildDeb packages the test binary as version v, once per version: the
+// buildDeb packages the test binary of version v, once per version: the
 // xz compression takes seconds, and the tests only read the package.
 func buildDeb(t *testing.T, v Version) string {
 	t.Helper()
 	testenv.NeedTool(t, "dpkg-deb")
-	bin := linuxBinary(t)
+	bin := linuxBinaryOf(t, v)
 	debMu.Lock()
 	defer debMu.Unlock()
 	if deb, ok := debs[v]; ok {
@@ -115,7 +128,8 @@ func buildDeb(t *testing.T, v Version) string {
 }
 
 // debianRoot returns a fresh copy of a minimal Debian system (debootstrap
-// --variant=minbase) to install packages into with chroot. The pristine
+// --variant=minbase, with systemd, systemd-sysv and dbus so that it can
+// also boot under systemd-nspawn) to install packages into. The pristine
 // root is made once and cached under build/debroot/ in the repository; it
 // needs a Debian mirror (see debianMirror).
 func debianRoot(t *testing.T) string {
@@ -127,7 +141,9 @@ func debianRoot(t *testing.T) string {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pristine := filepath.Join(cache, suite+"-minbase")
+	// The name says what the root holds: a cache made with other packages
+	// is not mistaken for this one.
+	pristine := filepath.Join(cache, suite+"-minbase-"+strings.Join(debianRootPackages, "-"))
 	lock, err := os.OpenFile(pristine+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -150,10 +166,15 @@ func debianRoot(t *testing.T) string {
 	return dst
 }
 
+// debianRootPackages are added to minbase: an init system to boot, and
+// the bus systemctl talks to.
+var debianRootPackages = []string{"systemd", "systemd-sysv", "dbus"}
+
 func debootstrap(suite, mirror, dst string) error {
 	tmp := dst + ".tmp"
 	os.RemoveAll(tmp)
-	out, err := exec.Command("debootstrap", "--variant=minbase", suite, tmp, mirror).CombinedOutput()
+	out, err := exec.Command("debootstrap", "--variant=minbase", "--include="+strings.Join(debianRootPackages, ","),
+		suite, tmp, mirror).CombinedOutput()
 	if err != nil {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("%v\n%s", err, lastLines(string(out), 15))
