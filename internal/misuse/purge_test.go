@@ -50,7 +50,7 @@ func TestTrafficRetention(t *testing.T) {
 	cfg := cfgWith(inConfig)
 	cfg.Capture.TrafficRetention = config.Duration(30 * 24 * time.Hour)
 	c := New(Options{DataDir: dir, Audit: log, Now: clock, Log: slog.New(slog.DiscardHandler)})
-	c.setConfig(cfg)
+	c.cfg = cfg
 	if err := c.openExistingStore(ctx); err != nil || c.store == nil {
 		t.Fatalf("openExistingStore() = %v; want the existing store opened", err)
 	}

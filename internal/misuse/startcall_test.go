@@ -10,11 +10,14 @@ import (
 )
 
 // TestOnlyControllerStartsCapture walks every package linked into the
-// carrel binary, resolves every call with the type checker, and requires
-// that capture.Engine.Start is called in exactly one place: the
-// Controller's start method, which runs only after Decide said capture may
-// run. A new caller anywhere — a debug command, a shortcut in the daemon —
-// fails this test.
+// carrel binary, resolves every reference to a method with the type
+// checker, and requires that the capture engine's Start is reached from
+// exactly one place: the Controller's start method, which runs only after
+// Decide said capture may run. A reference is a call, a method value or a
+// method expression, of capture.Engine's Start itself or of Start on any
+// interface that *capture.Engine implements (such as misuse.Engine, which
+// the controller calls). A new caller anywhere — a debug command, a
+// shortcut in the daemon, an interface of its own — fails this test.
 func TestOnlyControllerStartsCapture(t *testing.T) {
 	const mod = "github.com/carrel-lib/carrel/"
 	cfg := &packages.Config{Mode: packages.NeedName | packages.NeedFiles | packages.NeedSyntax |
@@ -26,6 +29,30 @@ func TestOnlyControllerStartsCapture(t *testing.T) {
 	if packages.PrintErrors(roots) > 0 {
 		t.Fatal("packages failed to load")
 	}
+	var engine types.Type // *capture.Engine
+	packages.Visit(roots, nil, func(p *packages.Package) {
+		if p.PkgPath == mod+"internal/capture" {
+			if obj := p.Types.Scope().Lookup("Engine"); obj != nil {
+				engine = types.NewPointer(obj.Type())
+			}
+		}
+	})
+	if engine == nil {
+		t.Fatal("capture.Engine not found among the binary's packages")
+	}
+	reachesEngineStart := func(fn *types.Func) bool {
+		if fn.Name() != "Start" {
+			return false
+		}
+		recv := fn.Type().(*types.Signature).Recv()
+		if recv == nil {
+			return false
+		}
+		if iface, ok := recv.Type().Underlying().(*types.Interface); ok {
+			return types.Implements(engine, iface)
+		}
+		return types.Identical(recv.Type(), engine) || types.Identical(types.NewPointer(recv.Type()), engine)
+	}
 	var callers []string
 	seen := 0
 	packages.Visit(roots, nil, func(p *packages.Package) {
@@ -34,32 +61,28 @@ func TestOnlyControllerStartsCapture(t *testing.T) {
 		}
 		seen++
 		for _, f := range p.Syntax {
+			var enclosing []*ast.FuncDecl
 			ast.Inspect(f, func(n ast.Node) bool {
-				fd, ok := n.(*ast.FuncDecl)
-				if !ok || fd.Body == nil {
+				if n == nil {
 					return true
 				}
-				ast.Inspect(fd.Body, func(n ast.Node) bool {
-					call, ok := n.(*ast.CallExpr)
-					if !ok {
-						return true
-					}
-					sel, ok := call.Fun.(*ast.SelectorExpr)
-					if !ok {
-						return true
-					}
-					fn, ok := p.TypesInfo.Uses[sel.Sel].(*types.Func)
-					if !ok || fn.Name() != "Start" || fn.Pkg() == nil || fn.Pkg().Path() != mod+"internal/capture" {
-						return true
-					}
-					recv := fn.Type().(*types.Signature).Recv()
-					if recv == nil || !strings.HasSuffix(recv.Type().String(), "capture.Engine") {
-						return true
-					}
-					callers = append(callers, p.PkgPath+"."+funcName(fd)+" at "+p.Fset.Position(call.Pos()).String())
+				if fd, ok := n.(*ast.FuncDecl); ok {
+					enclosing = append(enclosing[:0], fd)
+				}
+				sel, ok := n.(*ast.SelectorExpr)
+				if !ok {
 					return true
-				})
-				return false
+				}
+				fn, ok := p.TypesInfo.Uses[sel.Sel].(*types.Func)
+				if !ok || !reachesEngineStart(fn) {
+					return true
+				}
+				where := "package level"
+				if len(enclosing) > 0 && enclosing[0].Pos() <= sel.Pos() && sel.End() <= enclosing[0].End() {
+					where = funcName(enclosing[0])
+				}
+				callers = append(callers, p.PkgPath+"."+where+" at "+p.Fset.Position(sel.Pos()).String())
+				return true
 			})
 		}
 	})
@@ -67,7 +90,7 @@ func TestOnlyControllerStartsCapture(t *testing.T) {
 		t.Fatalf("visited only %d carrel packages; the walk is broken", seen)
 	}
 	if len(callers) != 1 || !strings.HasPrefix(callers[0], mod+"internal/misuse.(*Controller).start at ") {
-		t.Errorf("capture.Engine.Start is called from %v; want exactly one call, in internal/misuse.(*Controller).start", callers)
+		t.Errorf("the capture engine's Start is reached from %v; want exactly one place, internal/misuse.(*Controller).start", callers)
 	}
 }
 

@@ -27,17 +27,23 @@ type CaseStatus struct {
 	ID, State, Reason string
 }
 
-// Status returns the controller's latest decision and counters.
+// Status returns the controller's latest decision and counters. While
+// capture runs, the packet and drop counts are the engine's live ones, not
+// those of the last decision.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
 	st := c.status
 	c.mu.Unlock()
 	st.Cases = append([]CaseStatus(nil), st.Cases...)
+	if st.On {
+		es := c.engine.Stats()
+		st.Packets, st.Drops = es.Packets, es.KernelDrops
+	}
 	return st
 }
 
-// publish stores the decision and counters for Status. It runs on the Run
-// goroutine, which owns everything it reads but c.status.
+// publish stores the decision and counters for Status. It runs on the
+// goroutine that calls step, which owns everything it reads but c.status.
 func (c *Controller) publish(d Decision) {
 	st := Status{Reason: d.Reason, Next: d.Next, Packets: c.last.Packets, Drops: c.last.KernelDrops}
 	for _, cd := range d.Cases {
@@ -45,12 +51,9 @@ func (c *Controller) publish(d Decision) {
 	}
 	switch r := c.running; {
 	case r != nil:
-		st.On, st.Case, st.Mode, st.Interface, st.Until = true, r.caseID, r.mode, r.iface, r.until
-		es := c.engine.Stats()
-		st.Packets, st.Drops = es.Packets, es.KernelDrops
-		c.failure = ""
-	case c.blocked != "":
-		st.Reason = c.blocked
+		st.On, st.Case, st.Mode, st.Interface, st.Until = true, r.k.caseID, r.k.mode, r.k.iface, r.until
+	case c.quota != nil && d.Capture:
+		st.Reason = quotaReason
 	case c.failure != "" && d.Capture:
 		st.Reason = c.failure
 	}
