@@ -163,16 +163,22 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	d.purge(ctx)
 	d.traffic = misuse.New(misuse.Options{DataDir: dataDir, Audit: d.audit, Log: d.log, Now: d.now})
 
+	// A start that fails from here on is a clean stop: it is recorded, and
+	// the run marker goes, or the next start would report an unclean stop
+	// (and close open bookings for it).
+	startFailed := func(err error) error {
+		d.stop(context.WithoutCancel(ctx), "start-failed")
+		d.removeRunMarker(dataDir)
+		return err
+	}
 	// Checked again when the socket is made: the folder may have changed
 	// since the start.
 	if err := config.CheckSocketDir(cfg.Booking.APISocket); err != nil {
-		d.stop(context.WithoutCancel(ctx), "start-failed")
-		return fmt.Errorf("refusing to start: booking.api_socket: %w", err)
+		return startFailed(fmt.Errorf("refusing to start: booking.api_socket: %w", err))
 	}
 	l, err := d.listen(cfg)
 	if err != nil {
-		d.stop(context.WithoutCancel(ctx), "start-failed")
-		return err
+		return startFailed(err)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.api.Serve(l) }()
@@ -207,9 +213,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		reason = "error"
 	}
 	d.stop(shutdownCtx, reason)
-	if err := os.Remove(filepath.Join(dataDir, runningFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		d.log.Warn("removing run marker", "err", err)
-	}
+	d.removeRunMarker(dataDir)
 	d.log.Info("carrel stopped", "reason", reason)
 	return runErr
 }
@@ -356,6 +360,13 @@ func (d *Daemon) loop(ctx context.Context) {
 				checkpoint.Reset(d.config().Audit.CheckpointInterval.D())
 			}
 		}
+	}
+}
+
+// removeRunMarker marks the run as stopped cleanly.
+func (d *Daemon) removeRunMarker(dataDir string) {
+	if err := os.Remove(filepath.Join(dataDir, runningFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		d.log.Warn("removing run marker", "err", err)
 	}
 }
 
