@@ -1,16 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/carrel-lib/carrel/internal/api"
-	"github.com/carrel-lib/carrel/internal/config"
 )
 
 func init() {
@@ -22,7 +24,7 @@ func init() {
 var bookingCommands = map[string]command{
 	"start": {"start", "start a booking: --ref REF [--patron CARD] [--planned-end TIME]", runBookingStart},
 	"end":   {"end", "end a booking: --ref REF", runBookingEnd},
-	"list":  {"list", "list bookings overlapping a window: [--from T] [--to T] [--format table|csv|json]", runBookingList},
+	"list":  {"list", "list bookings overlapping a window: [--from T] [--to T] [--format table|csv|json]; or one patron's: --patron CARD|- (root/Administrators)", runBookingList},
 }
 
 func runBooking(ctx context.Context, e *env, args []string) error {
@@ -30,7 +32,6 @@ func runBooking(ctx context.Context, e *env, args []string) error {
 }
 
 type bookingStartOptions struct {
-	configPath string
 	ref        string
 	patron     string
 	plannedEnd timeFlag
@@ -39,7 +40,7 @@ type bookingStartOptions struct {
 func runBookingStart(ctx context.Context, e *env, args []string) error {
 	var o bookingStartOptions
 	fs := newFlagSet("booking start", e)
-	fs.StringVar(&o.configPath, "config", defaultConfigPath(), "config `FILE`")
+	target := addAPIFlags(fs)
 	fs.StringVar(&o.ref, "ref", "", "the booking client's opaque booking `REF` (required)")
 	fs.StringVar(&o.patron, "patron", "", "patron `CARD` number; stored only as a keyed hash")
 	fs.Var(&o.plannedEnd, "planned-end", "when the booking is planned to end (`TIME`)")
@@ -49,7 +50,7 @@ func runBookingStart(ctx context.Context, e *env, args []string) error {
 	if o.ref == "" || fs.NArg() > 0 {
 		return usagef("booking start needs --ref REF and no other arguments")
 	}
-	cfg, err := config.Load(o.configPath)
+	client, apiErr, err := target.client()
 	if err != nil {
 		return err
 	}
@@ -57,9 +58,9 @@ func runBookingStart(ctx context.Context, e *env, args []string) error {
 	if !o.plannedEnd.t.IsZero() {
 		req.PlannedEnd = &o.plannedEnd.t
 	}
-	b, err := apiClient(cfg).Start(ctx, req)
+	b, err := client.Start(ctx, req)
 	if err != nil {
-		return apiError(err)
+		return apiErr(err)
 	}
 	fmt.Fprintf(e.stdout, "started booking %s on %s at %s\n", b.Ref, b.PC, fmtTime(&b.Start))
 	return nil
@@ -67,7 +68,7 @@ func runBookingStart(ctx context.Context, e *env, args []string) error {
 
 func runBookingEnd(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("booking end", e)
-	path := configFlag(fs)
+	target := addAPIFlags(fs)
 	ref := fs.String("ref", "", "the booking `REF` to end (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -75,13 +76,13 @@ func runBookingEnd(ctx context.Context, e *env, args []string) error {
 	if *ref == "" || fs.NArg() > 0 {
 		return usagef("booking end needs --ref REF and no other arguments")
 	}
-	cfg, err := config.Load(*path)
+	client, apiErr, err := target.client()
 	if err != nil {
 		return err
 	}
-	b, err := apiClient(cfg).End(ctx, *ref)
+	b, err := client.End(ctx, *ref)
 	if err != nil {
-		return apiError(err)
+		return apiErr(err)
 	}
 	fmt.Fprintf(e.stdout, "ended booking %s on %s at %s (%s)\n", b.Ref, b.PC, fmtTime(b.End), b.Start.Sub(*b.End).Abs().Round(time.Second))
 	return nil
@@ -89,10 +90,11 @@ func runBookingEnd(ctx context.Context, e *env, args []string) error {
 
 func runBookingList(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("booking list", e)
-	path := configFlag(fs)
+	target := addAPIFlags(fs)
 	var from, to timeFlag
 	fs.Var(&from, "from", "list bookings overlapping the window from `TIME`")
 	fs.Var(&to, "to", "… to `TIME`")
+	patron := fs.String("patron", "", "list every stored booking made with this patron `CARD` (root/Administrators; the look-up is audited, never the card); - reads it from standard input, out of the process list and shell history")
 	format := fs.String("format", "table", "output `FORMAT`: table, csv or json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -107,15 +109,43 @@ func runBookingList(ctx context.Context, e *env, args []string) error {
 	if !from.t.IsZero() && !to.t.IsZero() && !to.t.After(from.t) {
 		return usagef("--to must be after --from")
 	}
-	cfg, err := config.Load(*path)
+	if *patron != "" && (!from.t.IsZero() || !to.t.IsZero()) {
+		return usagef("--patron lists every stored booking of the card; it takes no --from or --to")
+	}
+	if *patron == "-" {
+		card, err := readCard(e.stdin)
+		if err != nil {
+			return err
+		}
+		*patron = card
+	}
+	client, apiErr, err := target.client()
 	if err != nil {
 		return err
 	}
-	bs, err := apiClient(cfg).List(ctx, from.t, to.t)
+	var bs []api.Booking
+	if *patron != "" {
+		bs, err = client.ByPatron(ctx, *patron)
+	} else {
+		bs, err = client.List(ctx, from.t, to.t)
+	}
 	if err != nil {
-		return apiError(err)
+		return apiErr(err)
 	}
 	return write(e.stdout, bs)
+}
+
+// readCard reads a card number, the first line of r.
+func readCard(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(io.LimitReader(r, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("reading the patron card from standard input: %w", err)
+	}
+	card := strings.TrimRight(line, "\r\n")
+	if card == "" {
+		return "", usagef("--patron -: standard input holds no card number")
+	}
+	return card, nil
 }
 
 var bookingWriters = map[string]func(io.Writer, []api.Booking) error{

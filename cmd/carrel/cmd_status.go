@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -20,18 +21,18 @@ func init() {
 
 func runStatus(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("status", e)
-	path := configFlag(fs)
+	target := addAPIFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	client, apiErr, err := target.client()
 	if err != nil {
 		return err
 	}
-	st, err := apiClient(cfg).Status(ctx)
+	st, err := client.Status(ctx)
 	if err != nil {
-		return apiError(err)
+		return apiErr(err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(e.stdout)
@@ -116,9 +117,70 @@ func short(h string) string {
 	return h
 }
 
-// apiClient returns a client for the API address of cfg on this platform.
-func apiClient(cfg *config.Config) *api.Client {
-	return api.NewClient(cfg.APIAddr())
+// apiTarget is where the booking and status commands reach the service.
+// They need nothing from the config but the API address, and the config
+// is root-only (it names staff), while the booking client's account must be
+// able to book. So: --api ADDR when given; else the address in the config;
+// else, when the default config cannot be read or does not exist, the
+// platform's default socket or pipe. A config named with --config must be
+// readable.
+type apiTarget struct {
+	fs         *flag.FlagSet
+	configPath string
+	addr       string
+}
+
+func addAPIFlags(fs *flag.FlagSet) *apiTarget {
+	t := &apiTarget{fs: fs}
+	fs.StringVar(&t.configPath, "config", defaultConfigPath(), "config `FILE` (read for the API address only)")
+	fs.StringVar(&t.addr, "api", "", "the service's API socket (Linux) or named pipe (Windows) `ADDR`, instead of the one in the config; "+
+		"when the default config cannot be read, "+defaultAPIAddr())
+	return t
+}
+
+// defaultAPIAddr is the API address of a config that does not set one.
+func defaultAPIAddr() string {
+	return (&config.Config{Booking: config.Booking{APISocket: config.DefaultSocket, APIPipe: config.DefaultPipe}}).APIAddr()
+}
+
+// client returns a client for the service, and the function that turns its
+// errors into the CLI's.
+func (t *apiTarget) client() (*api.Client, func(error) error, error) {
+	if t.addr != "" {
+		return api.NewClient(t.addr), apiError, nil
+	}
+	cfg, err := config.Load(t.configPath)
+	if err == nil {
+		return api.NewClient(cfg.APIAddr()), apiError, nil
+	}
+	unreadable := errors.Is(err, fs.ErrPermission) || errors.Is(err, fs.ErrNotExist) || errors.Is(err, config.ErrNotFound)
+	if !unreadable || flagGiven(t.fs, "config") {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, nil, &hintError{err: err, hint: "this command needs only the service's address: pass --api ADDR, or leave out --config to use the default " + defaultAPIAddr()}
+		}
+		return nil, nil, err
+	}
+	addr := defaultAPIAddr()
+	why := "cannot be read"
+	if !errors.Is(err, fs.ErrPermission) {
+		why = "does not exist"
+	}
+	note := fmt.Sprintf("the config %s %s here, so carrel used the default API address %s; if the service uses another, pass --api ADDR", t.configPath, why, addr)
+	return api.NewClient(addr), func(err error) error {
+		err = apiError(err)
+		var h interface{ Hint() string }
+		if errors.As(err, &h) && h.Hint() != "" {
+			note += "\nhint: " + h.Hint()
+		}
+		return &hintError{err: err, hint: note}
+	}, nil
+}
+
+// flagGiven reports whether the command line set the flag name.
+func flagGiven(fs *flag.FlagSet, name string) bool {
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
 }
 
 // apiError turns client errors into the CLI's errors: not running → exit 3,

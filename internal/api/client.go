@@ -65,6 +65,14 @@ func (c *Client) List(ctx context.Context, from, to time.Time) ([]Booking, error
 	return bs, err
 }
 
+// ByPatron lists every stored booking made with card (root/Administrators
+// only; the service records the look-up).
+func (c *Client) ByPatron(ctx context.Context, card string) ([]Booking, error) {
+	var bs []Booking
+	err := c.do(ctx, http.MethodPost, "/v1/bookings/patron", PatronRequest{Patron: card}, &bs)
+	return bs, err
+}
+
 // Status fetches the service's status.
 func (c *Client) Status(ctx context.Context) (Status, error) {
 	var s Status

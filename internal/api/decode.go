@@ -145,3 +145,10 @@ func DecodeEnd(body []byte) (EndRequest, error) {
 	err := decodeBytes(body, &r)
 	return r, err
 }
+
+// DecodePatron decodes a patron look-up body.
+func DecodePatron(body []byte) (PatronRequest, error) {
+	var r PatronRequest
+	err := decodeBytes(body, &r)
+	return r, err
+}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ type limitFixture struct {
 	sock     string
 	next     chan Peer
 	refused  chan Refusal
+	lookups  atomic.Int64
 	shutdown func()
 }
 
@@ -46,6 +48,7 @@ func serveLimited(t *testing.T, perPeer, total int) *limitFixture {
 		Status:          func(ctx context.Context) (Status, error) { return Status{PC: "pc-07"}, nil },
 		Allow:           &Authorizer{SelfUID: 500, Group: 900, HasGroup: true},
 		Refused:         func(r Refusal) { f.refused <- r },
+		PatronLookup:    func(Peer, int) error { f.lookups.Add(1); return nil },
 		MaxConns:        total,
 		MaxConnsPerPeer: perPeer,
 		RefusalWindow:   time.Hour, // counts are seen at Shutdown

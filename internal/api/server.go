@@ -18,6 +18,7 @@ type Bookings interface {
 	Start(ctx context.Context, r booking.StartRequest) (booking.Booking, error)
 	End(ctx context.Context, ref string) (booking.Booking, error)
 	List(ctx context.Context, from, to time.Time) ([]booking.Booking, error)
+	ByPatron(ctx context.Context, card string) ([]booking.Booking, error)
 }
 
 // Refusal is a connection or request turned away because of who sent it
@@ -43,7 +44,11 @@ type Config struct {
 	// audits them): the first of an account for a reason at once, then
 	// at most one count per RefusalWindow.
 	Refused func(Refusal)
-	Log     *slog.Logger
+	// PatronLookup records who looked up a patron's bookings and how many
+	// were found (never the card). If it fails, the result is withheld:
+	// no look-up goes unrecorded.
+	PatronLookup func(p Peer, found int) error
+	Log          *slog.Logger
 
 	// Limits; zero means the Default of the same name.
 	MaxConns        int
@@ -85,6 +90,7 @@ func NewServer(cfg Config) *Server {
 	mux.HandleFunc("POST /v1/bookings/start", s.start)
 	mux.HandleFunc("POST /v1/bookings/end", s.end)
 	mux.HandleFunc("GET /v1/bookings", s.list)
+	mux.HandleFunc("POST /v1/bookings/patron", s.byPatron)
 	mux.HandleFunc("GET /v1/status", s.status)
 	s.http = &http.Server{
 		Handler:           s.authorize(mux),
@@ -197,6 +203,42 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	bs, err := s.cfg.Bookings.List(r.Context(), from, to)
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	out := make([]Booking, 0, len(bs))
+	for _, b := range bs {
+		out = append(out, wireBooking(b))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// byPatron answers a patron's access request, for staff: only
+// administrators may ask, and every look-up is recorded.
+func (s *Server) byPatron(w http.ResponseWriter, r *http.Request) {
+	p, _ := r.Context().Value(peerKey{}).(Peer)
+	if !s.cfg.Allow.Admin(p) {
+		s.refusals.add(Refusal{Peer: p, Why: WhyNotAdmin})
+		writeError(w, http.StatusForbidden, "only root/Administrators may look up a patron's bookings: a patron's access request is answered by staff")
+		return
+	}
+	var req PatronRequest
+	if err := decode(r.Body, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	bs, err := s.cfg.Bookings.ByPatron(r.Context(), req.Patron)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	lookupName(&p)
+	if s.cfg.PatronLookup == nil {
+		writeError(w, http.StatusInternalServerError, "patron look-ups cannot be recorded by this service; nothing is returned")
+		return
+	}
+	if err := s.cfg.PatronLookup(p, len(bs)); err != nil {
+		s.cfg.Log.Error("recording a patron look-up", "err", err)
+		writeError(w, http.StatusInternalServerError, "the look-up could not be recorded in the audit log, so its result is withheld; see the service log")
 		return
 	}
 	out := make([]Booking, 0, len(bs))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -22,10 +23,12 @@ import (
 )
 
 type fixture struct {
-	sock    string
-	client  *Client
-	mu      sync.Mutex
-	refused []Refusal
+	sock        string
+	client      *Client
+	mu          sync.Mutex
+	refused     []Refusal
+	lookups     []string // "account found" of each recorded patron look-up
+	failLookups bool
 }
 
 // serve starts a real server on a real Unix socket over a real register.
@@ -54,11 +57,20 @@ func serve(t *testing.T) *fixture {
 			f.refused = append(f.refused, r)
 			f.mu.Unlock()
 		},
+		PatronLookup: func(p Peer, found int) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.failLookups {
+				return errors.New("audit log unavailable")
+			}
+			f.lookups = append(f.lookups, fmt.Sprintf("%s %d", p, found))
+			return nil
+		},
 	})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(l) }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		srv.Shutdown(ctx)
 		if err := <-done; err != nil {
@@ -156,6 +168,74 @@ func TestBadRequests(t *testing.T) {
 	list, _ := f.client.List(context.Background(), time.Time{}, time.Time{})
 	if len(list) != 0 {
 		t.Errorf("after bad requests List() = %v; want nothing stored", list)
+	}
+}
+
+// TestPatronLookup: root finds exactly one card's bookings, and each
+// look-up is recorded with what was found; a look-up that cannot be
+// recorded returns nothing.
+func TestPatronLookup(t *testing.T) {
+	ctx := context.Background()
+	f := serve(t)
+	for _, b := range []StartRequest{{Ref: "c1-a", Patron: "CARD-1"}, {Ref: "c2-a", Patron: "CARD-2"}, {Ref: "none"}, {Ref: "c1-b", Patron: "CARD-1"}} {
+		if _, err := f.client.Start(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.client.End(ctx, "c1-a"); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := f.client.ByPatron(ctx, "CARD-1")
+	var refs []string
+	for _, b := range bs {
+		refs = append(refs, b.Ref+"/"+b.Ended)
+	}
+	if err != nil || strings.Join(refs, " ") != "c1-a/ended c1-b/" {
+		t.Errorf("ByPatron(CARD-1) = %v, %v; want c1-a (ended) and c1-b (open)", refs, err)
+	}
+	if bs, err := f.client.ByPatron(ctx, "CARD-9"); err != nil || len(bs) != 0 || bs == nil {
+		t.Errorf("ByPatron(unknown card) = %#v, %v; want an empty list", bs, err)
+	}
+	var se *StatusError
+	if _, err := f.client.ByPatron(ctx, "CARD 1"); !errors.As(err, &se) || se.Code != 400 || strings.Contains(se.Msg, "CARD 1") {
+		t.Errorf("ByPatron(card with a space) = %v; want 400 that does not echo the card", err)
+	}
+	f.mu.Lock()
+	got := strings.Join(f.lookups, ", ")
+	f.failLookups = true
+	f.mu.Unlock()
+	if got != "root (uid 0) 2, root (uid 0) 0" {
+		t.Errorf("recorded look-ups = %q; want root finding 2, then 0", got)
+	}
+	if strings.Contains(got, "CARD") {
+		t.Errorf("recorded look-ups %q hold the card", got)
+	}
+	bs, err = f.client.ByPatron(ctx, "CARD-1")
+	if !errors.As(err, &se) || se.Code != 500 || !strings.Contains(se.Msg, "withheld") || bs != nil {
+		t.Errorf("ByPatron with the audit log failing = %v, %v; want 500 and nothing returned", bs, err)
+	}
+}
+
+// TestPatronLookupNeedsAdmin: a booking-client account may book, but not
+// look up a patron.
+func TestPatronLookupNeedsAdmin(t *testing.T) {
+	f := serveLimited(t, 10, 10)
+	f.next <- Peer{UID: 1000, GID: 900}
+	_, err := NewClient(f.sock).ByPatron(context.Background(), "CARD-1")
+	var se *StatusError
+	if !errors.As(err, &se) || se.Code != 403 || !strings.Contains(se.Msg, "only root/Administrators") {
+		t.Errorf("ByPatron as a group member = %v; want 403", err)
+	}
+	select {
+	case r := <-f.refused:
+		if r.Why != WhyNotAdmin || r.Peer.UID != 1000 {
+			t.Errorf("refusal = %+v; want not-admin of uid 1000", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the refusal was not reported")
+	}
+	if n := f.lookups.Load(); n != 0 {
+		t.Errorf("%d look-ups recorded for a refused caller", n)
 	}
 }
 

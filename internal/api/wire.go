@@ -19,6 +19,13 @@ type EndRequest struct {
 	Ref string `json:"ref"`
 }
 
+// PatronRequest is the body of POST /v1/bookings/patron: find the bookings
+// made with a card (root/Administrators only). The card travels in the body,
+// never in a URL, so that no request log can hold it.
+type PatronRequest struct {
+	Patron string `json:"patron"`
+}
+
 // Booking is one booking as the API shows it. The patron HMAC never leaves
 // the service; HasPatron says whether one is stored.
 type Booking struct {

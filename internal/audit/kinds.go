@@ -28,6 +28,8 @@ const (
 	BookingRetention   Kind = "booking.retention"   // deleted, from, to, cutoff
 	BookingInterrupted Kind = "booking.interrupted" // count, at, reason: open bookings closed because the service stopped uncleanly (unclean-stop), the PC restarted after a clean stop (reboot), or both (unclean-reboot); a clean restart of the service closes none
 
+	BookingPatronLookup Kind = "booking.patron-lookup" // account, uid, found: staff looked up the bookings of one patron card (an access request); never the card or its HMAC
+
 	// Local API.
 	APIRefused Kind = "api.refused" // account, uid, why (not-in-group|unknown-peer|too-many-connections|busy|not-admin), count: how many refusals of the account for that reason the entry stands for (absent: one); a flood is recorded at most once a minute
 
@@ -87,6 +89,9 @@ var kinds = map[Kind]kindSpec{
 		"deleted": req(TypeInt), "from": opt(TypeTime), "to": opt(TypeTime), "cutoff": req(TypeTime)}},
 	BookingInterrupted: {fields: map[string]fieldSpec{
 		"count": req(TypeInt), "at": req(TypeTime), "reason": opt(TypeToken)}},
+
+	BookingPatronLookup: {fields: map[string]fieldSpec{
+		"account": opt(TypeToken), "uid": opt(TypeInt), "found": req(TypeInt)}},
 
 	APIRefused: {fields: map[string]fieldSpec{
 		"account": opt(TypeToken), "uid": opt(TypeInt), "why": req(TypeToken), "count": opt(TypeInt)}},

@@ -1,6 +1,7 @@
 package booking
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -25,6 +26,41 @@ func (s *Store) patronHMAC(card string) []byte {
 // PatronHMAC returns the stored form of card, for tests and for answering a
 // patron's request to see their own data.
 func (s *Store) PatronHMAC(card string) []byte { return s.patronHMAC(card) }
+
+// ErrNoSecret: the store was opened without the patron secret (read-only),
+// so it cannot find a card's bookings.
+var ErrNoSecret = errors.New("the booking register was opened without the patron secret")
+
+// ByPatron returns every stored booking made with card, oldest first: what
+// the library shows a patron who asks for their data. The card is keyed
+// with the register's secret and compared with the stored HMACs; it is
+// neither stored nor logged.
+func (s *Store) ByPatron(ctx context.Context, card string) ([]Booking, error) {
+	if err := ValidatePatron(card); err != nil {
+		return nil, err
+	}
+	if len(s.secret) == 0 {
+		return nil, fmt.Errorf("finding a patron's bookings: %w", ErrNoSecret)
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+columns+` FROM bookings WHERE patron_hmac = ? ORDER BY start_ms, id`, s.patronHMAC(card))
+	if err != nil {
+		return nil, fmt.Errorf("finding a patron's bookings: %w", err)
+	}
+	defer rows.Close()
+	out := []Booking{}
+	for rows.Next() {
+		b, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("finding a patron's bookings: %w", err)
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("finding a patron's bookings: %w", err)
+	}
+	return out, nil
+}
 
 // LoadOrCreateSecret reads the patron HMAC key at path, creating it (mode
 // 0600, exclusively) when it does not exist. created tells the caller to

@@ -123,6 +123,60 @@ func TestPatronStoredOnlyAsHMAC(t *testing.T) {
 	}
 }
 
+// TestByPatron finds exactly the bookings of one card, open and ended,
+// and nothing for another card or none.
+func TestByPatron(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	s, _ := openTest(t, c)
+	start := func(ref, card string) {
+		t.Helper()
+		c.add(time.Minute)
+		if _, err := s.Start(ctx, StartRequest{PC: "pc-01", Ref: ref, Patron: card}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start("a1", "CARD-A")
+	start("b1", "CARD-B")
+	start("n1", "")
+	mustEnd(t, s, "a1")
+	start("a2", "CARD-A")
+	start("a1", "CARD-A") // the same reference again, after it ended
+	start("b2", "CARD-B")
+	start("x1", "CARD-A2") // a card that extends another
+	tests := []struct {
+		card string
+		want string
+	}{
+		{"CARD-A", "a1 a2 a1"},
+		{"CARD-B", "b1 b2"},
+		{"CARD-A2", "x1"},
+		{"card-a", ""},
+		{"UNKNOWN", ""},
+	}
+	for _, tt := range tests {
+		bs, err := s.ByPatron(ctx, tt.card)
+		var refs []string
+		for _, b := range bs {
+			refs = append(refs, b.Ref)
+			if !b.HasPatron {
+				t.Errorf("ByPatron(%q) gave %+v without a patron", tt.card, b)
+			}
+		}
+		if err != nil || strings.Join(refs, " ") != tt.want || bs == nil {
+			t.Errorf("ByPatron(%q) = %q, %v; want %q", tt.card, refs, err, tt.want)
+		}
+	}
+	if bs, _ := s.ByPatron(ctx, "CARD-A"); bs[0].Ended != EndedNormally || !bs[1].Open() {
+		t.Errorf("ByPatron(CARD-A) = %+v; want the first ended, the second open", bs)
+	}
+	for _, bad := range []string{"", "12 34", strings.Repeat("1", 65)} {
+		if _, err := s.ByPatron(ctx, bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ByPatron(%q) = %v; want ErrInvalid", bad, err)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	now := newClock().t
 	ok := StartRequest{PC: "pc-01", Ref: "abc-1.2_3:4"}

@@ -31,6 +31,23 @@ func ValidateRef(ref string) error {
 	return nil
 }
 
+// ValidatePatron checks a patron card number: 1 to 64 printable ASCII
+// characters without spaces.
+func ValidatePatron(card string) error {
+	if card == "" {
+		return fmt.Errorf("%w: patron card number is empty", ErrInvalid)
+	}
+	if len(card) > MaxPatronLen {
+		return fmt.Errorf("%w: patron card number is longer than %d characters", ErrInvalid, MaxPatronLen)
+	}
+	for i := 0; i < len(card); i++ {
+		if c := card[i]; c < 0x21 || c > 0x7e {
+			return fmt.Errorf("%w: patron card number may contain only printable ASCII without spaces", ErrInvalid)
+		}
+	}
+	return nil
+}
+
 func refByte(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
 		c == '.' || c == '_' || c == ':' || c == '-'
@@ -44,12 +61,9 @@ func (r StartRequest) Validate(now time.Time) error {
 	if err := ValidateRef(r.Ref); err != nil {
 		return err
 	}
-	if len(r.Patron) > MaxPatronLen {
-		return fmt.Errorf("%w: patron card number is longer than %d characters", ErrInvalid, MaxPatronLen)
-	}
-	for i := 0; i < len(r.Patron); i++ {
-		if c := r.Patron[i]; c < 0x21 || c > 0x7e {
-			return fmt.Errorf("%w: patron card number may contain only printable ASCII without spaces", ErrInvalid)
+	if r.Patron != "" {
+		if err := ValidatePatron(r.Patron); err != nil {
+			return err
 		}
 	}
 	if !r.PlannedEnd.IsZero() {

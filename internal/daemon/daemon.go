@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -304,12 +305,13 @@ func (d *Daemon) listen(cfg *config.Config) (net.Listener, error) {
 		return nil, err
 	}
 	d.api = api.NewServer(api.Config{
-		Bookings: d.bookings,
-		PC:       func() string { return d.config().PC.ID },
-		Status:   d.status,
-		Allow:    auth,
-		Refused:  d.refused,
-		Log:      d.log,
+		Bookings:     d.bookings,
+		PC:           func() string { return d.config().PC.ID },
+		Status:       d.status,
+		Allow:        auth,
+		Refused:      d.refused,
+		PatronLookup: d.patronLookup,
+		Log:          d.log,
 	})
 	return l, nil
 }
@@ -410,20 +412,45 @@ func (d *Daemon) checkpoint(ctx context.Context) {
 }
 
 func (d *Daemon) refused(r api.Refusal) {
-	f := []audit.Field{audit.Token("why", r.Why)}
-	if r.Peer.Name != "" {
-		f = append(f, audit.Token("account", r.Peer.Name))
-	}
-	if r.Peer.SID == "" {
-		f = append(f, audit.Int("uid", int64(r.Peer.UID)))
-	} else if r.Peer.Name == "" {
-		f = append(f, audit.Token("account", r.Peer.SID))
-	}
+	f := append([]audit.Field{audit.Token("why", r.Why)}, accountFields(r.Peer)...)
 	if r.Count > 1 {
 		f = append(f, audit.Int("count", int64(r.Count)))
 	}
 	d.log.Warn("API request refused", "account", r.Peer.String(), "why", r.Why, "count", r.Count)
 	d.record(context.Background(), audit.Event{Kind: audit.APIRefused, Actor: "api", Fields: f})
+}
+
+// patronLookup records a look-up of one patron's bookings: who looked and
+// how many were found, never the card. The API withholds the result when
+// this fails.
+func (d *Daemon) patronLookup(p api.Peer, found int) error {
+	_, err := d.audit.Record(context.Background(), audit.Event{Kind: audit.BookingPatronLookup, Actor: "api",
+		Fields: append(accountFields(p), audit.Int("found", int64(found)))})
+	if err != nil {
+		return fmt.Errorf("recording a patron look-up: %w", err)
+	}
+	d.log.Info("patron look-up", "account", p.String(), "found", found)
+	return nil
+}
+
+// accountFields name an API caller in the audit log: its account name, and
+// its uid on Linux or its SID on Windows when the name is unknown or not a
+// token (a Windows name may hold spaces).
+func accountFields(p api.Peer) []audit.Field {
+	var f []audit.Field
+	name := p.Name
+	if strings.ContainsFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		name = ""
+	}
+	if name != "" {
+		f = append(f, audit.Token("account", name))
+	}
+	if p.SID == "" {
+		f = append(f, audit.Int("uid", int64(p.UID)))
+	} else if name == "" {
+		f = append(f, audit.Token("account", p.SID))
+	}
+	return f
 }
 
 func tokenOr(s, def string) string {
