@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -56,12 +55,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := svc.New(exe, abs, run, log)
-	if err != nil {
-		return err
-	}
-	if err := s.Run(); err != nil {
-		return fmt.Errorf("running under the service manager: %w", err)
-	}
-	return nil
+	// An error here (the daemon could not start, or failed) goes to main,
+	// whose non-zero exit lets the manager restart the service.
+	return svc.Run(exe, abs, run, log)
 }

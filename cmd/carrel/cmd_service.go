@@ -41,7 +41,7 @@ func runService(ctx context.Context, e *env, args []string) error {
 	if exe, err = filepath.EvalSymlinks(exe); err != nil {
 		return err
 	}
-	s, err := svc.New(exe, abs, nil, nil)
+	s, err := svc.New(exe, abs, nil)
 	if err != nil {
 		return err
 	}

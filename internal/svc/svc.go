@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -31,7 +30,15 @@ type program struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	done   chan error
+	// ended receives the daemon's error when it ended by itself, not
+	// because the service manager stopped it.
+	ended chan error
 }
+
+// ErrDaemonExited is what Run returns when the daemon ended by itself
+// without an error: the service must still exit non-zero, or the manager
+// would not restart it.
+var ErrDaemonExited = errors.New("the daemon ended by itself")
 
 // Start starts the daemon and returns at once, as the service manager
 // requires.
@@ -40,6 +47,7 @@ func (p *program) Start(s service.Service) error {
 	done := make(chan error, 1)
 	p.mu.Lock()
 	p.cancel, p.done = cancel, done
+	ended := p.ended
 	p.mu.Unlock()
 	go func() {
 		err := p.run(ctx, p.log)
@@ -47,15 +55,14 @@ func (p *program) Start(s service.Service) error {
 			p.log.Error("carrel stopped with an error", "err", err)
 		}
 		done <- err
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && ended != nil {
 			// The daemon ended by itself (it could not start, or failed):
-			// tell the service manager, which restarts it on failure.
+			// Run hands this to main, whose non-zero exit makes systemd's
+			// Restart=on-failure and the Windows recovery actions apply.
 			if err == nil {
-				err = errors.New("daemon exited")
+				err = ErrDaemonExited
 			}
-			// Exiting non-zero makes systemd's Restart=on-failure and the
-			// Windows recovery actions apply.
-			os.Exit(1)
+			ended <- err
 		}
 	}()
 	return nil
@@ -98,10 +105,14 @@ func Config(exe, configPath string) *service.Config {
 	}
 }
 
-// New returns the service for exe (the carrel binary) and its config path.
-// run is what the service runs; it may be nil for control-only use.
-func New(exe, configPath string, run RunFunc, log *slog.Logger) (service.Service, error) {
-	p := &program{run: run, log: log}
+// New returns the service for exe (the carrel binary) and its config path,
+// for control (install, start, stop, status, uninstall). Run runs it.
+func New(exe, configPath string, log *slog.Logger) (service.Service, error) {
+	return newService(&program{}, exe, configPath, log)
+}
+
+func newService(p *program, exe, configPath string, log *slog.Logger) (service.Service, error) {
+	p.log = log
 	s, err := service.New(p, Config(exe, configPath))
 	if err != nil {
 		return nil, fmt.Errorf("service manager: %w", err)
@@ -110,6 +121,43 @@ func New(exe, configPath string, run RunFunc, log *slog.Logger) (service.Service
 		p.log = Logger(s, log)
 	}
 	return s, nil
+}
+
+// Run runs the daemon under the service manager (systemd, the Windows
+// service manager) until the manager stops it, and then returns nil. When
+// the daemon ends by itself — it could not start, or failed — Run returns
+// its error at once (ErrDaemonExited if it had none) without waiting for
+// the manager: the caller exits non-zero, which makes systemd's
+// Restart=on-failure and the Windows recovery actions apply. Run never
+// exits the process itself.
+func Run(exe, configPath string, run RunFunc, log *slog.Logger) error {
+	p := &program{run: run, ended: make(chan error, 1)}
+	s, err := newService(p, exe, configPath, log)
+	if err != nil {
+		return err
+	}
+	return serve(s, p)
+}
+
+// manager is what serve needs of a service.Service: Run, which calls the
+// program's Start, waits for the manager's stop request, and calls Stop.
+type manager interface{ Run() error }
+
+// serve runs m until the manager stops the service or the daemon ends by
+// itself. In the second case m.Run is left waiting for a stop request that
+// will not come; the process ends when the caller returns from main.
+func serve(m manager, p *program) error {
+	managed := make(chan error, 1)
+	go func() { managed <- m.Run() }()
+	select {
+	case err := <-managed:
+		if err != nil {
+			return fmt.Errorf("running under the service manager: %w", err)
+		}
+		return nil
+	case err := <-p.ended:
+		return err
+	}
 }
 
 // Interactive reports whether carrel runs from a terminal or a script
