@@ -61,6 +61,7 @@ func TestSystemd(t *testing.T) {
 	t.Run("CaseCapture", func(t *testing.T) { s.on(t).caseCapture() })
 	t.Run("CleanRestart", func(t *testing.T) { s.on(t).cleanRestart() })
 	t.Run("KillRestart", func(t *testing.T) { s.on(t).killRestart() })
+	t.Run("DataDirElsewhere", func(t *testing.T) { s.on(t).dataDirElsewhere() })
 	t.Run("Upgrade", func(t *testing.T) { s.on(t).upgrade(filepath.Base(deb2)) })
 	t.Run("RemoveReinstallPurge", func(t *testing.T) { s.on(t).removeReinstallPurge(filepath.Base(deb2)) })
 	t.Logf("TestSystemd took %s (debootstrap included when the root was not cached)", time.Since(began).Round(100*time.Millisecond))
@@ -346,6 +347,64 @@ func (s *systemdTest) killRestart() {
 	}
 	if out := strings.TrimSpace(s.run("systemctl show -p NRestarts --value carrel")); out == "0" {
 		t.Errorf("systemd reports no automatic restart (NRestarts=%s)", out)
+	}
+}
+
+// dataDirElsewhere: the unit lets carrel write only /var/lib/carrel
+// (ProtectSystem=strict), so a data folder elsewhere needs the drop-in the
+// README gives; without it carrel fails to start and says why. Then it goes
+// back to /var/lib/carrel for the steps after.
+func (s *systemdTest) dataDirElsewhere() {
+	t := s.t
+	cfgPath := s.path("/etc/carrel/carrel.toml")
+	orig, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = `data_dir = "/var/lib/carrel"`
+	if !strings.Contains(string(orig), line) {
+		t.Fatalf("the config has no line %s", line)
+	}
+	kept := len(s.bookings())
+	s.run("install -d -m 0700 /srv/carrel")
+	s.writeConfig(strings.Replace(string(orig), line, `data_dir = "/srv/carrel"`, 1))
+	old := s.mainPID()
+	s.run("systemctl restart carrel")
+	s.wait("carrel to fail on the read-only /srv/carrel", func() (bool, string) {
+		j := s.journal("-u carrel")
+		return strings.Contains(j, "/srv/carrel/carrel.lock: read-only file system"), j
+	})
+
+	// The README's drop-in (what `systemctl edit carrel` writes).
+	dropIn := s.path("/etc/systemd/system/carrel.service.d/data-dir.conf")
+	if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dropIn, []byte("[Service]\nReadWritePaths=/srv/carrel\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.run("systemctl daemon-reload && systemctl reset-failed carrel && systemctl restart carrel")
+	old = s.waitRunning(old)
+	if st := s.status(); st.DataDir != "/srv/carrel" {
+		t.Errorf("with the drop-in carrel runs on %q; want /srv/carrel", st.DataDir)
+	}
+	s.run("carrel booking start --ref sysd-srv && carrel booking end --ref sysd-srv")
+	if _, err := os.Stat(s.path("/srv/carrel/bookings.db")); err != nil {
+		t.Errorf("no register in /srv/carrel: %v", err)
+	}
+
+	// Back to /var/lib/carrel, without the drop-in.
+	s.writeConfig(string(orig))
+	if err := os.Remove(dropIn); err != nil {
+		t.Fatal(err)
+	}
+	s.run("systemctl daemon-reload && systemctl restart carrel")
+	s.waitRunning(old)
+	if st := s.status(); st.DataDir != "/var/lib/carrel" {
+		t.Errorf("back on the shipped config carrel runs on %q", st.DataDir)
+	}
+	if n := len(s.bookings()); n != kept {
+		t.Errorf("back on /var/lib/carrel carrel lists %d bookings; want the %d there before", n, kept)
 	}
 }
 
