@@ -198,53 +198,52 @@ func TestRefusalFloodIsCounted(t *testing.T) {
 	}
 }
 
+// TestRefusalGateWindows drives the windows by hand: the first refusal is
+// reported at once, a window's refusals with their count, a quiet window
+// ends the entry, and close reports what is left.
 func TestRefusalGateWindows(t *testing.T) {
-	var mu sync.Mutex
 	var got []string
-	reported := make(chan struct{}, 10)
-	g := &refusalGate{window: 20 * time.Millisecond, pending: map[string]*pendingRefusals{}, report: func(r Refusal) {
-		mu.Lock()
+	g := &refusalGate{window: time.Hour, pending: map[string]*pendingRefusals{}, report: func(r Refusal) {
 		got = append(got, fmt.Sprintf("%s %d", r.Why, r.Count))
-		mu.Unlock()
-		reported <- struct{}{}
 	}}
-	wait := func() {
-		select {
-		case <-reported:
-		case <-time.After(30 * time.Second):
-			t.Fatal("no report")
-		}
-	}
 	p := Peer{UID: 7}
+	key := p.key() + "\x00a"
 	g.add(Refusal{Peer: p, Why: "a"})
-	wait()
+	g.add(Refusal{Peer: p, Why: "b"})
 	for i := 0; i < 5; i++ {
 		g.add(Refusal{Peer: p, Why: "a"})
 	}
-	wait() // the window ends with a count
-	// After a quiet window the account starts afresh.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		g.mu.Lock()
-		n := len(g.pending)
-		g.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("a quiet window did not end the entry")
-		}
-		time.Sleep(5 * time.Millisecond)
+	g.flush(key) // the window ends with a count
+	g.flush(key) // a quiet window ends the entry
+	if _, ok := g.pending[key]; ok {
+		t.Error("a quiet window did not end the entry")
 	}
+	g.add(Refusal{Peer: p, Why: "a"}) // afresh
 	g.add(Refusal{Peer: p, Why: "a"})
-	wait()
+	g.add(Refusal{Peer: p, Why: "a"})
+	g.close() // reports the 2 counted so far
+	g.add(Refusal{Peer: p, Why: "a"})
+	if strings.Join(got, ",") != "a 1,b 1,a 5,a 1,a 2" {
+		t.Errorf("reports = %v; want [a 1, b 1, a 5, a 1, a 2]", got)
+	}
+}
+
+// TestRefusalGateTimer: the window's end comes by itself.
+func TestRefusalGateTimer(t *testing.T) {
+	reports := make(chan Refusal, 10)
+	g := &refusalGate{window: 10 * time.Millisecond, pending: map[string]*pendingRefusals{}, report: func(r Refusal) { reports <- r }}
+	defer g.close()
+	p := Peer{UID: 7}
 	g.add(Refusal{Peer: p, Why: "a"})
 	g.add(Refusal{Peer: p, Why: "a"})
-	g.close() // reports the 2 counted so far, at once
-	g.add(Refusal{Peer: p, Why: "a"})
-	mu.Lock()
-	defer mu.Unlock()
-	if strings.Join(got, ",") != "a 1,a 5,a 1,a 2" {
-		t.Errorf("reports = %v; want [a 1, a 5, a 1, a 2]", got)
+	for _, want := range []int{1, 1} {
+		select {
+		case r := <-reports:
+			if r.Count != want {
+				t.Errorf("report %+v; want count %d", r, want)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the window did not end")
+		}
 	}
 }

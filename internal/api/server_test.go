@@ -257,7 +257,7 @@ func TestOtherAccountRefused(t *testing.T) {
 	f := serve(t)
 	asNobody := func() (string, error) {
 		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-			curl, "-sS", "--max-time", "5", "--unix-socket", f.sock,
+			curl, "-sS", "--max-time", "60", "--unix-socket", f.sock,
 			"-H", "Content-Type: application/json", "-d", `{"ref":"evil"}`, "http://carrel/v1/bookings/start")
 		out, err := cmd.CombinedOutput()
 		return string(out), err
