@@ -55,6 +55,9 @@ const (
 
 	// Compliance.
 	ReviewRun Kind = "review.run" // yearly review printed: bookings, segments
+	// ReportWritten: `carrel report … --out FILE` wrote a compliance report;
+	// its SHA-256 lets a filed copy be shown to be the one carrel made.
+	ReportWritten Kind = "report.written" // report (review|processing|breach), format, lang, sha256, bytes
 )
 
 type fieldSpec struct {
@@ -131,6 +134,9 @@ var kinds = map[Kind]kindSpec{
 
 	ReviewRun: {fields: map[string]fieldSpec{
 		"bookings": req(TypeInt), "segments": req(TypeInt)}},
+	ReportWritten: {fields: map[string]fieldSpec{
+		"report": req(TypeToken), "format": req(TypeToken), "lang": req(TypeToken), "sha256": req(TypeHash),
+		"bytes": req(TypeInt)}},
 }
 
 // Kinds returns every declared kind in name order, for documentation and

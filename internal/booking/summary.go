@@ -15,6 +15,7 @@ type Summary struct {
 	Bookings    int // stored bookings
 	Open        int // of which not yet ended
 	WithPatron  int // of which carry a patron card HMAC
+	Patrons     int // distinct patron card HMACs: about how many people
 	Interrupted int // of which were closed after an unclean stop
 	// FirstStart and LastStart span the stored bookings' starts; zero when
 	// there are none.
@@ -45,9 +46,10 @@ func (s *Store) summary(ctx context.Context) (Summary, error) {
 	err := s.db.QueryRowContext(ctx, `SELECT count(*),
 		count(*) FILTER (WHERE end_ms IS NULL),
 		count(*) FILTER (WHERE patron_hmac IS NOT NULL),
+		count(DISTINCT patron_hmac),
 		count(*) FILTER (WHERE ended_how = 'interrupted'),
 		min(start_ms), max(start_ms), min(end_ms)
-		FROM bookings`).Scan(&sum.Bookings, &sum.Open, &sum.WithPatron, &sum.Interrupted, &first, &last, &oldestEnd)
+		FROM bookings`).Scan(&sum.Bookings, &sum.Open, &sum.WithPatron, &sum.Patrons, &sum.Interrupted, &first, &last, &oldestEnd)
 	if err != nil {
 		return Summary{}, fmt.Errorf("summarising bookings: %w", err)
 	}

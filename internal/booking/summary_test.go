@@ -31,7 +31,7 @@ func TestReadSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Summary{Bookings: 2, Open: 1, WithPatron: 1, FirstStart: t0, LastStart: t0.Add(2 * time.Hour),
+	want := Summary{Bookings: 2, Open: 1, WithPatron: 1, Patrons: 1, FirstStart: t0, LastStart: t0.Add(2 * time.Hour),
 		OldestEnd: t0.Add(time.Hour), RetentionRuns: 1, LastRun: t0.Add(2 * time.Hour)}
 	if got != want {
 		t.Errorf("ReadSummary() = %+v; want %+v", got, want)

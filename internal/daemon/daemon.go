@@ -46,6 +46,11 @@ type Options struct {
 	// BootID names the current boot of the PC (see boot.go); the
 	// platform's when nil. Tests inject it to stage a restart of the PC.
 	BootID func() (string, error)
+	// Purge, when set, asks for booking retention runs besides the hourly
+	// timer: for each channel received the daemon runs retention at Now
+	// and closes the channel once the run is documented. With Now it lets a
+	// test play a year of hourly runs through in seconds (internal/report).
+	Purge <-chan chan struct{}
 }
 
 // Daemon is one run of the service.
@@ -351,6 +356,9 @@ func (d *Daemon) loop(ctx context.Context) {
 			}
 		case <-purge.C:
 			d.purge(ctx)
+		case done := <-d.opts.Purge:
+			d.purge(ctx)
+			close(done)
 		case <-checkpoint.C:
 			if _, made, err := d.audit.CheckpointIfGrown(ctx); err != nil && ctx.Err() == nil {
 				d.log.Error("audit checkpoint", "err", err)
