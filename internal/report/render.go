@@ -34,6 +34,8 @@ type section struct {
 	Blanks []string
 	// NoFindings is printed when Findings is empty in a findings section.
 	NoFindings string
+	// After are paragraphs printed after the tables.
+	After []string
 }
 
 type table struct {
@@ -68,6 +70,9 @@ func renderText(d *document) []byte {
 		for _, t := range s.Tables {
 			writeTable(&b, t)
 			b.WriteString("\n")
+		}
+		for _, p := range s.After {
+			b.WriteString(wrap(p, textWidth, "") + "\n\n")
 		}
 		if s.NoFindings != "" && len(s.Findings) == 0 {
 			b.WriteString(wrap(s.NoFindings, textWidth, "") + "\n\n")

@@ -391,11 +391,12 @@ func retention(f *Facts, p Period, end time.Time, loc *time.Location) RetentionR
 		TrafficRetentionSeconds: int64(cfg.Capture.TrafficRetention.D() / time.Second),
 		ScheduleSeconds:         int64(RetentionSchedule / time.Second), ToleranceSeconds: int64(RetentionTolerance / time.Second),
 		Months: []MonthRun{}, Gaps: []Gap{}, Traffic: []TrafficRun{}}
-	months := map[string]*MonthRun{}
 	for m := time.Date(p.From.In(loc).Year(), p.From.In(loc).Month(), 1, 0, 0, 0, 0, loc); m.Before(end); m = m.AddDate(0, 1, 0) {
-		key := m.Format("2006-01")
-		r.Months = append(r.Months, MonthRun{Month: key})
-		months[key] = &r.Months[len(r.Months)-1]
+		r.Months = append(r.Months, MonthRun{Month: m.Format("2006-01")})
+	}
+	months := map[string]*MonthRun{}
+	for i := range r.Months {
+		months[r.Months[i].Month] = &r.Months[i]
 	}
 	var runs []time.Time
 	for _, e := range f.Entries {

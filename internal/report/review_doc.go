@@ -51,7 +51,7 @@ func (r *Review) document(tr printer) *document {
 	d.Sections = append(d.Sections, section{Heading: tr.t("h.findings"), Findings: r.Findings, NoFindings: tr.t("findings.none")})
 
 	rt := r.Retention
-	ret := section{Heading: tr.t("h.retention"), Paras: []string{tr.t("retention.lead", tr.dur(secs(rt.ScheduleSeconds)), tr.dur(secs(rt.ToleranceSeconds)))}}
+	ret := section{Heading: tr.t("h.retention"), Paras: []string{tr.t("retention.lead", tr.dur(secs(rt.ToleranceSeconds)))}}
 	ret.Facts = []pair{
 		{tr.t("retention.booking"), tr.dur(secs(rt.BookingRetentionSeconds))},
 		{tr.t("retention.traffic"), tr.dur(secs(rt.TrafficRetentionSeconds))},
@@ -90,9 +90,9 @@ func (r *Review) document(tr printer) *document {
 	}
 	ret.Tables = []table{months, gapsT, trafficT}
 	if rt.ShortStops > 0 {
-		ret.Paras = append(ret.Paras, tr.t("retention.shortstops", rt.ShortStops, tr.dur(secs(rt.LongestShortStopSeconds))))
+		ret.After = append(ret.After, tr.t("retention.shortstops", rt.ShortStops, tr.dur(secs(rt.LongestShortStopSeconds))))
 	}
-	ret.Paras = append(ret.Paras, tr.t("retention.everyrun"))
+	ret.After = append(ret.After, tr.t("retention.everyrun"))
 	d.Sections = append(d.Sections, ret)
 
 	cs := section{Heading: tr.t("h.cases")}
@@ -163,7 +163,11 @@ func (r *Review) document(tr printer) *document {
 		if order == "" {
 			order = "sha256 " + short(e.OrderSHA256)
 		}
-		exT.Rows = append(exT.Rows, []string{tr.time(e.At), order, tr.time(e.From) + " – " + tr.time(e.To), tr.num(e.PCs),
+		pcs := tr.num(e.PCs)
+		if e.PCs == 0 {
+			pcs = tr.t("export.allpcs")
+		}
+		exT.Rows = append(exT.Rows, []string{tr.time(e.At), order, tr.time(e.From) + " – " + tr.time(e.To), pcs,
 			tr.t("export." + e.Result), tr.num(e.Files), tr.bytes(e.Bytes)})
 	}
 	ex.Tables = []table{exT}
