@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/binary"
 	"flag"
 	"net/netip"
 	"os"
@@ -72,16 +73,20 @@ func runGen(args []string) error {
 }
 
 // runGenMix writes n frames of a browsing-like mix: per 100 packets, 4
-// DNS queries and answers, 2 TLS ClientHellos, 2 HTTP requests, and TCP
-// data segments of 64 to 1460 bytes.
+// DNS queries and answers, 2 TLS ClientHellos, 2 HTTP requests, one new
+// HTTP/3 connection's first flight (its ClientHello in 2 QUIC Initial
+// packets, from a new port each time), 20 QUIC 1-RTT packets of 1200
+// bytes, and TCP data segments of 64 to 1460 bytes.
 func runGenMix(args []string) error {
 	fs := flag.NewFlagSet("genmix", flag.ExitOnError)
 	n := fs.Int("n", 1000000, "packets")
 	out := fs.String("out", "", "pcap file")
 	fs.Parse(args)
 	hello := netlab.ClientHello("www.example.test")
+	quicHello := netlab.ClientHello("h3.example.test")[5:] // the handshake message, without its TLS record header
 	dns := []byte{0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, 'w', 'w', 'w', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 4, 't', 'e', 's', 't', 0, 0, 1, 0, 1}
 	httpReq := []byte("GET /index.html HTTP/1.1\r\nHost: www.example.test\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+	oneRTT := append([]byte{0x41}, make([]byte, 1199)...)
 	tmpl := make([][]byte, 100)
 	for i := range tmpl {
 		sport := 30000 + i
@@ -92,13 +97,30 @@ func runGenMix(args []string) error {
 			tmpl[i] = build(&layers.TCP{Seq: 1, ACK: true, PSH: true, Window: 500}, sport, 443, hello)
 		case i < 8:
 			tmpl[i] = build(&layers.TCP{Seq: 1, ACK: true, PSH: true, Window: 500}, sport, 80, httpReq)
+		case i < 10: // QUIC Initials: built per connection below
+		case i < 30:
+			tmpl[i] = build(&layers.UDP{}, 443, 50000+i%4, oneRTT)
 		default:
 			tmpl[i] = build(&layers.TCP{Seq: uint32(i * 1000), ACK: true, Window: 500}, 443, sport%50+40000, make([]byte, 64+(i*137)%1400))
 		}
 	}
 	frames := make([][]byte, *n)
+	var first []byte
 	for i := range frames {
-		frames[i] = tmpl[i%100]
+		switch k := i % 100; k {
+		case 8:
+			conn := i / 100
+			dcid := binary.BigEndian.AppendUint64(nil, uint64(conn)*0x9e3779b97f4a7c15)
+			q := newQUICClient(dcid)
+			sport := 20000 + conn%40000
+			first = build(&layers.UDP{}, sport, 443, q.initial(0, quicHello[:900]))
+			frames[i] = first
+			frames[i+min(1, len(frames)-i-1)] = build(&layers.UDP{}, sport, 443, q.initial(900, quicHello[900:]))
+		case 9:
+			// set with case 8
+		default:
+			frames[i] = tmpl[k]
+		}
 	}
 	return writePcap(*out, frames)
 }

@@ -9,6 +9,7 @@
 //	capture-bench gen -size 60|1514 -out FILE     frames for tcpreplay
 //	capture-bench genmix -n N -out FILE           mixed traffic for decode
 //	capture-bench rss                              RSS with capture idle
+//	capture-bench offline [-n N] [-reps 7] [-tshark] traffic decode vs tcpdump -r (vs tshark)
 //	capture-bench run [-reps 3] [-quick]           the whole comparison
 package main
 
@@ -32,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: capture-bench capture|gen|genmix|rss|run ...")
+		fmt.Fprintln(os.Stderr, "usage: capture-bench capture|gen|genmix|offline|rss|run ...")
 		os.Exit(2)
 	}
 	var err error
@@ -47,6 +48,8 @@ func main() {
 		err = runRSS()
 	case "run":
 		err = runAll(os.Args[2:])
+	case "offline":
+		err = runOffline(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown subcommand %q", os.Args[1])
 	}

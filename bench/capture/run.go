@@ -297,7 +297,7 @@ func runAll(args []string) error {
 	if err := sealedPackets(self, dir, *reps); err != nil {
 		return err
 	}
-	if err := offline(*carrel, dir, *reps); err != nil {
+	if err := offline(*carrel, dir, *reps, 500000, true); err != nil {
 		return err
 	}
 	out, err := exec.Command(self, "rss").Output()
@@ -337,9 +337,10 @@ func sealedPackets(self, dir string, reps int) error {
 	return nil
 }
 
-// offline: `carrel traffic decode` against `tshark -r` on one core.
-func offline(carrel, dir string, reps int) error {
-	const n = 500000
+// offline: `carrel traffic decode` against `tcpdump -r -w /dev/null` (the
+// floor: read every record, decode nothing) and `tshark -r` (the same names
+// extracted), one core, on the browsing mix with its QUIC share.
+func offline(carrel, dir string, reps, n int, withTshark bool) error {
 	pcap := filepath.Join(dir, "mix.pcap")
 	if err := runGenMix([]string{"-n", strconv.Itoa(n), "-out", pcap}); err != nil {
 		return err
@@ -349,12 +350,21 @@ func offline(carrel, dir string, reps int) error {
 		args []string
 	}{
 		{"carrel traffic decode", []string{carrel, "traffic", "decode", pcap}},
-		{"tshark -r -T fields", []string{"tshark", "-r", pcap, "-n", "-T", "fields", "-e", "dns.qry.name", "-e", "tls.handshake.extensions_server_name", "-e", "http.host"}},
+		{"tcpdump -r -w /dev/null", []string{"tcpdump", "-r", pcap, "-w", "/dev/null"}},
 	}
-	fmt.Printf("\n### Offline decode of %d packets (browsing mix), one core\n\n| tool | packets/s (median) | wall s |\n|---|---|---|\n", n)
-	for _, c := range cmds {
-		var secs []float64
-		for range reps {
+	if withTshark {
+		cmds = append(cmds, struct {
+			name string
+			args []string
+		}{"tshark -r -T fields", []string{"tshark", "-r", pcap, "-n", "-T", "fields", "-e", "dns.qry.name", "-e", "tls.handshake.extensions_server_name", "-e", "http.host"}})
+	}
+	fmt.Printf("\n### Offline decode of %d packets (browsing mix with a QUIC share), one core\n\n| tool | packets/s (median) | wall s (median) | CPU s (median) | runs, wall (s) |\n|---|---|---|---|---|\n", n)
+	// Runs alternate between the tools, so a colleague's load on the
+	// shared cores falls on all of them alike.
+	secs := make([][]float64, len(cmds))
+	cpu := make([][]float64, len(cmds)) // user + system time
+	for range reps {
+		for i, c := range cmds {
 			cmd := exec.Command("taskset", append([]string{"-c", toolCPU}, c.args...)...)
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr // stdout: /dev/null
@@ -362,10 +372,36 @@ func offline(carrel, dir string, reps int) error {
 			if err := cmd.Run(); err != nil {
 				return fmt.Errorf("%s: %v\n%.500s", c.name, err, stderr.String())
 			}
-			secs = append(secs, time.Since(begin).Seconds())
+			secs[i] = append(secs[i], time.Since(begin).Seconds())
+			cpu[i] = append(cpu[i], (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds())
 		}
-		s := median(secs)
-		fmt.Printf("| %s | %.0f | %.2f |\n", c.name, n/s, s)
 	}
+	med, medCPU := map[string]float64{}, map[string]float64{}
+	for i, c := range cmds {
+		runs := fmt.Sprintf("%.2f", secs[i])
+		s := median(secs[i])
+		med[c.name], medCPU[c.name] = s, median(cpu[i])
+		fmt.Printf("| %s | %.0f | %.3f | %.3f | %s |\n", c.name, float64(n)/s, s, medCPU[c.name], runs)
+	}
+	fmt.Printf("\nratio carrel traffic decode / tcpdump -r -w /dev/null, medians: %.2f wall, %.2f CPU\n",
+		med["carrel traffic decode"]/med["tcpdump -r -w /dev/null"], medCPU["carrel traffic decode"]/medCPU["tcpdump -r -w /dev/null"])
 	return nil
+}
+
+// runOffline is the offline comparison alone:
+//
+//	capture-bench offline [-n 500000] [-reps 7] [-carrel build/carrel] [-tshark]
+func runOffline(args []string) error {
+	fs := flag.NewFlagSet("offline", flag.ExitOnError)
+	reps := fs.Int("reps", 7, "runs per tool")
+	n := fs.Int("n", 500000, "packets in the mix")
+	carrel := fs.String("carrel", "build/carrel", "the carrel binary")
+	withTshark := fs.Bool("tshark", false, "also time tshark (slow: over a minute a run)")
+	fs.Parse(args)
+	dir, err := os.MkdirTemp("", "carrel-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	return offline(*carrel, dir, *reps, *n, *withTshark)
 }

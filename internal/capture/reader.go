@@ -32,7 +32,9 @@ const (
 	// maxInterfaces bounds the interface descriptions of one pcapng
 	// section (libpcap and Wireshark read files with a handful).
 	maxInterfaces = 1 << 12
-	readBuffer    = 256 << 10
+	// readBuffer holds any block the reader reads, so records are
+	// returned from it without a copy (see take).
+	readBuffer = 512 << 10
 )
 
 // pcap and pcapng magic numbers, as read little-endian from the first four
@@ -147,23 +149,36 @@ func (cr *captureReader) next() ([]byte, int64, int, layers.LinkType, error) {
 	}
 }
 
+// take returns the next n bytes of the file (n ≤ readBuffer) without
+// copying them: they stay valid until the next read. At the end of the
+// file it returns what there is, with io.EOF when that is nothing and
+// io.ErrUnexpectedEOF otherwise.
+func (cr *captureReader) take(n int) ([]byte, error) {
+	b, err := cr.br.Peek(n)
+	cr.br.Discard(len(b))
+	if err == io.EOF && len(b) > 0 {
+		err = io.ErrUnexpectedEOF
+	}
+	return b, err
+}
+
 func (cr *captureReader) nextPcap() ([]byte, int64, int, layers.LinkType, error) {
-	h := cr.buf[:16]
 	rec := cr.records + 1
-	if n, err := io.ReadFull(cr.br, h); err != nil {
+	h, err := cr.take(16)
+	if err != nil {
 		if err == io.EOF {
 			return nil, 0, 0, 0, io.EOF
 		}
-		return nil, 0, 0, 0, cr.cut(err, rec, fmt.Sprintf("its 16-byte header ends after %d", n))
+		return nil, 0, 0, 0, cr.cut(err, rec, fmt.Sprintf("its 16-byte header ends after %d", len(h)))
 	}
 	capLen, origLen := cr.order.Uint32(h[8:]), cr.order.Uint32(h[12:])
 	if capLen > maxRecord {
 		return nil, 0, 0, 0, fmt.Errorf("record %d claims %d bytes of packet data; carrel reads at most %d (as tcpdump does): the file is damaged", rec, capLen, maxRecord)
 	}
 	ts := int64(cr.order.Uint32(h[0:]))*int64(time.Second) + int64(cr.order.Uint32(h[4:]))*cr.nanoScale
-	data := cr.buf[:capLen]
-	if n, err := io.ReadFull(cr.br, data); err != nil {
-		return nil, 0, 0, 0, cr.cut(err, rec, fmt.Sprintf("it holds %d of its %d bytes", n, capLen))
+	data, err := cr.take(int(capLen))
+	if err != nil {
+		return nil, 0, 0, 0, cr.cut(err, rec, fmt.Sprintf("it holds %d of its %d bytes", len(data), capLen))
 	}
 	cr.records++
 	return data, ts, int(max(origLen, capLen)), cr.link, nil
@@ -251,8 +266,15 @@ func (cr *captureReader) readNgBlock(first bool) error {
 		return nil
 	}
 	body := cr.buf[8 : 8+bodyLen+4] // the body and the trailing length
-	if n, err := io.ReadFull(cr.br, body[read:]); err != nil {
-		return cr.cut(err, rec, fmt.Sprintf("the block holding it has %d of its %d bytes", 8+read+n, total))
+	if typ == blockSHB {
+		if n, err := io.ReadFull(cr.br, body[read:]); err != nil {
+			return cr.cut(err, rec, fmt.Sprintf("the section header before it has %d of its %d bytes", 8+read+n, total))
+		}
+	} else {
+		var err error
+		if body, err = cr.take(int(bodyLen) + 4); err != nil {
+			return cr.cut(err, rec, fmt.Sprintf("the block holding it has %d of its %d bytes", 8+len(body), total))
+		}
 	}
 	if tail := cr.order.Uint32(body[bodyLen:]); tail != total {
 		return fmt.Errorf("pcapng block of type %#x before record %d: its trailing length %d differs from its length %d: the file is damaged", typ, rec, tail, total)
