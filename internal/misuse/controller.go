@@ -244,6 +244,7 @@ func (c *Controller) step(ctx context.Context, ev event) time.Time {
 	case evEngineDone:
 		c.engineStopped(ctx)
 	case evShutdown:
+		c.engineStopped(ctx) // a run that ended by itself as shutdown came is recorded as such
 		c.stop(ctx, "shutdown")
 		c.publish(Decide(c.cfg, c.cfg.PC.ID, c.now()))
 		if c.store != nil {

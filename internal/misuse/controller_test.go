@@ -239,6 +239,11 @@ func TestControllerTransitions(t *testing.T) {
 			begin,
 			{at: 2 * hour, ev: evShutdown, want: stopped("shutdown")},
 		}},
+		{"the engine fails as shutdown comes: recorded as the failure", []tstep{
+			begin,
+			{at: 2 * hour, ev: evShutdown, before: failWith(errors.New("read error")),
+				want: []string{"capture.stop 2026-a error", "checkpoint", "capture.error 2026-a …"}},
+		}},
 		{"shutdown with nothing running records nothing", []tstep{
 			{at: 0, ev: evBegin, cfg: none},
 			{at: hour, ev: evShutdown, want: nil},
