@@ -35,18 +35,18 @@ func runTraffic(ctx context.Context, e *env, args []string) error {
 // the next files are still decoded, and the exit status is 1, so a script
 // cannot take the output for the whole capture. Any other error stops.
 func runTrafficDecode(ctx context.Context, e *env, args []string) error {
-	fs := newFlagSet("traffic decode", e)
-	fs.Usage = func() {
+	flags := newFlagSet("traffic decode", e)
+	flags.Usage = func() {
 		fmt.Fprintln(e.stderr, "Usage: carrel traffic decode FILE...\n\nPrints the records carrel would keep of the pcap or pcapng FILEs (plain or\ngzip-compressed): flows, DNS questions, TLS and QUIC server names, HTTP Host,\nas JSON Lines. A FILE cut short is decoded up to the cut, with a warning,\nand the exit status is then 1.")
 	}
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(flags, args); err != nil {
 		return err
 	}
-	if fs.NArg() == 0 {
+	if flags.NArg() == 0 {
 		return usagef("traffic decode needs at least one capture FILE")
 	}
 	truncated := false
-	for _, name := range fs.Args() {
+	for _, name := range flags.Args() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
