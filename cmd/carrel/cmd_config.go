@@ -56,7 +56,7 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 	var pe *config.PermissionError
 	if errors.As(err, &pe) {
 		for _, p := range pe.Problems {
-			lines = append(lines, fmt.Sprintf("(permissions) %s; fix: %s", p, p.Fix))
+			lines = append(lines, "(permissions) "+fixed(p))
 		}
 	}
 	if cfg != nil {
@@ -78,7 +78,7 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 			switch {
 			case errors.As(f.err, &pe):
 				for _, p := range pe.Problems {
-					lines = append(lines, fmt.Sprintf("%s: (permissions) %s; fix: %s", f.key, p, p.Fix))
+					lines = append(lines, f.key+": (permissions) "+fixed(p))
 				}
 			case f.err != nil:
 				lines = append(lines, fmt.Sprintf("%s: %v", f.key, f.err))
@@ -94,6 +94,14 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: valid (pc %s, %d case(s))\n", *path, cfg.PC.ID, len(cfg.Cases))
 	return nil
+}
+
+// fixed is a permission problem with its fix, when it has one.
+func fixed(p config.PathProblem) string {
+	if p.Fix == "" {
+		return p.String()
+	}
+	return p.String() + "; fix: " + p.Fix
 }
 
 // runConfigInit prints the commented default config, or writes it to a new

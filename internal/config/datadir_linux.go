@@ -91,8 +91,13 @@ func CheckSocketDir(socket string) error {
 	err := checkDir(w, filepath.Dir(socket))
 	var pe *PermissionError
 	if errors.As(err, &pe) {
-		for i := range pe.Problems {
+		for i, p := range pe.Problems {
 			pe.Problems[i].Why += "; another account could take the API socket's name first"
+			// A shared sticky folder (/tmp) is not to be fixed, but left.
+			if fi, err := os.Lstat(p.Path); err == nil && fi.Mode()&os.ModeSticky != 0 {
+				pe.Problems[i].Why += "; put the socket in a folder only root and the service can write, such as /run/carrel"
+				pe.Problems[i].Fix = ""
+			}
 		}
 	}
 	return err

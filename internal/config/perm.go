@@ -44,6 +44,9 @@ func (e *PermissionError) Hint() string {
 			fixes = append(fixes, p.Fix)
 		}
 	}
+	if len(fixes) == 0 {
+		return ""
+	}
 	return "fix with: " + strings.Join(fixes, " && ")
 }
 
