@@ -14,22 +14,6 @@ import (
 	"github.com/carrel-lib/carrel/internal/seal"
 )
 
-// pathsHangGuard bounds each wait for an event in these tests: far beyond
-// what a loaded machine needs, so that only a broken mechanism reaches it.
-const pathsHangGuard = 2 * time.Minute
-
-func waitUntil(t *testing.T, what string, cond func() bool) time.Duration {
-	t.Helper()
-	began := time.Now()
-	for !cond() {
-		if time.Since(began) > pathsHangGuard {
-			t.Fatalf("%s: not within %s", what, pathsHangGuard)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return time.Since(began)
-}
-
 // TestDataDirLinkRepointed: storage.data_dir is reached through a link.
 // While the service runs, the link is pointed at another folder (as root,
 // simulating the race an account that could write the link's folder would
