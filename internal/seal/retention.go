@@ -177,10 +177,12 @@ func (s *Store) Hold(ctx context.Context, orderRef string, names []string) (int,
 	return len(uniq), s.Forward(ctx)
 }
 
-// Release lifts every hold placed under the order and returns how many
-// segments it held. Segments whose case's retention has run out are
-// deleted by the next Purge.
-func (s *Store) Release(ctx context.Context, orderRef string) (int, error) {
+// Release lifts every hold placed under the order, or with segments given
+// only its holds on those (an export that failed lifts the holds it
+// placed, not those an earlier export of the same order placed), and
+// returns how many segments it released. Segments whose case's retention
+// has run out are deleted by the next Purge.
+func (s *Store) Release(ctx context.Context, orderRef string, segments ...string) (int, error) {
 	if s.rec == nil {
 		return 0, errInspectOnly
 	}
@@ -190,12 +192,25 @@ func (s *Store) Release(ctx context.Context, orderRef string) (int, error) {
 	}
 	var n int64
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM holds WHERE order_sha256 = ?`, fmt.Sprintf("%x", sum))
-		if err != nil {
+		del := func(query string, args ...any) error {
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			k, err := res.RowsAffected()
+			n += k
 			return err
 		}
-		if n, err = res.RowsAffected(); err != nil {
-			return err
+		key := fmt.Sprintf("%x", sum)
+		if len(segments) == 0 {
+			if err := del(`DELETE FROM holds WHERE order_sha256 = ?`, key); err != nil {
+				return err
+			}
+		}
+		for _, seg := range segments {
+			if err := del(`DELETE FROM holds WHERE order_sha256 = ? AND segment = ?`, key, seg); err != nil {
+				return err
+			}
 		}
 		if n == 0 {
 			return ErrNoHold

@@ -203,3 +203,25 @@ func TestPurgeCaseEndMayReadTheIndex(t *testing.T) {
 		t.Fatal("Purge with a CaseEnd that reads the index did not return")
 	}
 }
+
+// TestReleaseSome: an export that failed lifts only the holds it placed;
+// the order's other holds stay.
+func TestReleaseSome(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.sealOne("c", 1)
+	b := e.sealOne("c", 1)
+	const ref = "BS-12/2024"
+	if _, err := e.store.Hold(ctx, ref, []string{a.Name, b.Name}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.store.Release(ctx, ref, b.Name, "no-such-segment"); err != nil || n != 1 {
+		t.Fatalf("Release(%s) = %d, %v; want 1", b.Name, n, err)
+	}
+	if segs := e.segments(seal.Filter{}); len(segs[0].Holds) != 1 || len(segs[1].Holds) != 0 {
+		t.Errorf("holds after releasing %s = %v, %v; want only %s's", b.Name, segs[0].Holds, segs[1].Holds, a.Name)
+	}
+	if _, err := e.store.Release(ctx, ref, b.Name); !errors.Is(err, seal.ErrNoHold) {
+		t.Errorf("Release(%s) again = %v; want ErrNoHold", b.Name, err)
+	}
+}
