@@ -52,6 +52,12 @@ const (
 	ExportStart Kind = "export.start" // order_sha256, from, to, pcs
 	ExportEnd   Kind = "export.end"   // order_sha256, tagmanifest_sha256, files, bytes
 	ExportFail  Kind = "export.fail"  // order_sha256, why
+	// An export whose process was killed, found unfinished by `carrel
+	// export clean` or the next export: outcome is removed (its unfinished
+	// bundle, decrypted traffic included, was removed), signed (export.end
+	// was recorded, so its bundle was signed and kept) or none (nothing
+	// was left on disk).
+	ExportCleaned Kind = "export.cleaned" // order_sha256, outcome
 
 	// Compliance.
 	ReviewRun Kind = "review.run" // yearly review printed: bookings, segments
@@ -131,6 +137,8 @@ var kinds = map[Kind]kindSpec{
 		"order_sha256": req(TypeHash), "tagmanifest_sha256": req(TypeHash), "files": req(TypeInt), "bytes": req(TypeInt)}},
 	ExportFail: {fields: map[string]fieldSpec{
 		"order_sha256": req(TypeHash), "why": req(TypeText)}},
+	ExportCleaned: {fields: map[string]fieldSpec{
+		"order_sha256": req(TypeHash), "outcome": req(TypeToken)}},
 
 	ReviewRun: {fields: map[string]fieldSpec{
 		"bookings": req(TypeInt), "segments": req(TypeInt)}},

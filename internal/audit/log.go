@@ -195,6 +195,26 @@ func (l *Log) Origin() string { return l.origin }
 // for a read-only log that never had a key.
 func (l *Log) Verifier() string { return l.vkey }
 
+// Verifiers returns the verifier key of every signing key that ever
+// signed this log's checkpoints, oldest first: a bundle exported before
+// the key was replaced is signed by an older one.
+func (l *Log) Verifiers(ctx context.Context) ([]string, error) {
+	rows, err := l.r.QueryContext(ctx, `SELECT verifier FROM keys ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("reading signing keys: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("reading signing keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
 // Path returns the file the log is in.
 func (l *Log) Path() string { return l.path }
 
