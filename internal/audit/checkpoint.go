@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -171,7 +172,7 @@ func openCheckpoint(msg []byte, vs note.Verifiers) (Checkpoint, error) {
 			return c, nil
 		}
 	}
-	return Checkpoint{}, fmt.Errorf("checkpoint for %q is signed only by keys named otherwise (%s)", c.Origin, n.Sigs[0].Name)
+	return Checkpoint{}, fmt.Errorf("checkpoint for %q is signed only by keys named otherwise (%s)", c.Origin, quoteName(n.Sigs[0].Name))
 }
 
 // checkSignatureLines refuses a note whose signature block has a line twice
@@ -212,12 +213,24 @@ func noteError(err error) error {
 	case errors.As(err, &unverified):
 		var names []string
 		for _, s := range unverified.Note.UnverifiedSigs {
-			names = append(names, fmt.Sprintf("%s+%08x", s.Name, s.Hash))
+			names = append(names, fmt.Sprintf("%s+%08x", quoteName(s.Name), s.Hash))
 		}
 		return fmt.Errorf("checkpoint is not signed by a trusted key (signed by %s)", strings.Join(names, ", "))
 	case errors.As(err, &invalid):
-		return fmt.Errorf("checkpoint signature by %s+%08x is invalid: the checkpoint was changed", invalid.Name, invalid.Hash)
+		return fmt.Errorf("checkpoint signature by %s+%08x is invalid: the checkpoint was changed", quoteName(invalid.Name), invalid.Hash)
 	default:
 		return fmt.Errorf("checkpoint: %w", err)
 	}
+}
+
+// quoteName returns a name read from a note or from audit.db (a key's
+// name, a verifier key) as it is when it holds only printable characters
+// other than spaces and quotes, and quoted otherwise: such names come
+// from files anyone with access to the PC could have written, and go into
+// messages printed on a terminal.
+func quoteName(s string) string {
+	if s != "" && utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r == ' ' || r == '"' || r == '\\' || !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	return strconv.Quote(s)
 }

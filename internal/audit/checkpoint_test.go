@@ -140,3 +140,21 @@ func TestParseStoredCheckpoint(t *testing.T) {
 		t.Errorf("parseStoredCheckpoint(unsigned) = nil error; want one")
 	}
 }
+
+// TestQuoteName: names read from notes and audit.db reach a terminal only
+// quoted when they hold anything it could act on.
+func TestQuoteName(t *testing.T) {
+	for in, want := range map[string]string{
+		"carrel/pc-01":      "carrel/pc-01",
+		"pc-ø":              "pc-ø",
+		"esc\x1b[2J":        `"esc\x1b[2J"`,
+		"cr\rlf\n":          `"cr\rlf\n"`,
+		"bad\xff":           `"bad\xff"`,
+		"rtl\u202eoverride": `"rtl\u202eoverride"`,
+		"":                  `""`,
+	} {
+		if got := quoteName(in); got != want {
+			t.Errorf("quoteName(%q) = %s; want %s", in, got, want)
+		}
+	}
+}

@@ -338,7 +338,7 @@ func (v *verification) signingKeys() error {
 			return fmt.Errorf("reading signing keys: %w", err)
 		}
 		if _, ok := v.keys[hex.EncodeToString(Fingerprint(k))]; !ok {
-			return otherError("signing key", "%s was never recorded by a key.created entry", k)
+			return otherError("signing key", "%s was never recorded by a key.created entry", quoteName(k))
 		}
 		v.report.Keys = append(v.report.Keys, k)
 	}
