@@ -16,6 +16,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/config"
@@ -149,7 +150,7 @@ func runAuditList(ctx context.Context, e *env, args []string) error {
 // displayValue quotes a value that has spaces or characters a terminal
 // would act on, so one entry stays one line.
 func displayValue(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == 0x7f || !strconv.IsPrint(r) }) < 0 {
+	if s != "" && utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f || !strconv.IsPrint(r) }) < 0 {
 		return s
 	}
 	return strconv.Quote(s)

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -19,8 +22,12 @@ import (
 )
 
 func init() {
-	register(command{name: "export", summary: "export bookings and traffic for a court order as a BagIt bundle; `export verify DIR` checks one", run: runExport})
+	register(command{name: "export", summary: "export bookings and traffic for a court order as a BagIt bundle; `export verify DIR` checks one, `export clean` removes what a killed export left", run: runExport})
 }
+
+// exportStep is handed to export.Options.Step: nil, but for the tests of
+// the real binary, which interrupt an export at a step they choose.
+var exportStep func(ctx context.Context, step string)
 
 // exportOptions are the flags of `carrel export`.
 type exportOptions struct {
@@ -47,8 +54,16 @@ func (l *pcList) Set(s string) error {
 
 func runExport(ctx context.Context, e *env, args []string) error {
 	if len(args) > 0 && args[0] == "verify" {
-		return runExportVerify(e, args[1:])
+		return runExportVerify(ctx, e, args[1:])
 	}
+	if len(args) > 0 && args[0] == "clean" {
+		return runExportClean(ctx, e, args[1:])
+	}
+	// A closed terminal (SIGHUP) stops an export like Ctrl-C and SIGTERM
+	// (signalContext): it cleans up after itself rather than die with
+	// decrypted traffic in a folder on the stick.
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGHUP)
+	defer stop()
 	var o exportOptions
 	fs := newFlagSet("export", e)
 	fs.StringVar(&o.configPath, "config", defaultConfigPath(), "config `FILE`")
@@ -95,7 +110,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	opts := export.Options{
 		Order: o.order, Window: export.Window{From: o.from.t, To: o.to.t}, PCs: o.pcs,
 		IdentityFile: o.identity, Out: o.out, Config: cfg, DataDir: data.Path(), Version: version, Actor: cliActor(),
-		Progress: progressPrinter(e.stderr),
+		Progress: progressPrinter(e.stderr), Step: exportStep,
 	}
 	res, err := export.Run(ctx, opts)
 	err = data.Named(err)
@@ -108,17 +123,71 @@ func runExport(ctx context.Context, e *env, args []string) error {
 		return storeError(err)
 	}
 	w := e.stdout
-	fmt.Fprintf(w, "exported order %s to %s\n", o.order.Ref, res.Dir)
+	printCleaned(w, res.Cleaned)
+	fmt.Fprintf(w, "exported order %s to %s\n", displayValue(o.order.Ref), displayValue(res.Dir))
 	fmt.Fprintf(w, "  %d booking(s); %d sealed segment(s) with %d record(s) or packet(s) in the window", res.Bookings, res.Segments, res.InWindow)
 	if res.Omitted > 0 {
 		fmt.Fprintf(w, "; %d segment(s) could not be included (see data/custody.json)", res.Omitted)
 	}
 	fmt.Fprintf(w, "\n  %d audit entries with inclusion proofs; %d files, %s\n", res.Entries, res.Files, fmtBytes(res.Bytes))
-	fmt.Fprintf(w, "  export.end is audit entry %d with tag manifest SHA-256 %s; %s\n", res.EndSeq, res.TagSHA256, res.Checkpoint)
+	fmt.Fprintf(w, "  export.end is audit entry %d with tag manifest SHA-256 %s, signed in signature/; %s\n", res.EndSeq, res.TagSHA256, printable(res.Checkpoint))
 	if res.Segments > 0 {
-		fmt.Fprintf(w, "  the sealed segments are on legal hold until `carrel traffic release --order %s`\n", o.order.Ref)
+		fmt.Fprintf(w, "  the sealed segments are on legal hold until `carrel traffic release --order %s`\n", displayValue(o.order.Ref))
 	}
-	fmt.Fprintf(w, "check it with `carrel export verify %s`, or in the folder with `sha256sum -c manifest-sha256.txt`\n", res.Dir)
+	fmt.Fprintf(w, "check it with `carrel export verify %s`, or in the folder with `sha256sum -c manifest-sha256.txt`\n", displayValue(res.Dir))
+	return nil
+}
+
+// printCleaned says what was done about exports a killed process left.
+func printCleaned(w io.Writer, cs []export.Cleaned) {
+	for _, c := range cs {
+		order := displayValue(c.Order)
+		switch {
+		case c.Err != nil:
+			fmt.Fprintf(w, "could not clean up after an unfinished export of order %s: %s\n", order, displayValue(c.Err.Error()))
+		case c.Outcome == "removed":
+			for _, dir := range c.Removed {
+				fmt.Fprintf(w, "removed %s, the unfinished bundle of order %s left by an export that was killed\n", displayValue(dir), order)
+			}
+		case c.Outcome == "signed":
+			fmt.Fprintf(w, "signed the bundle of order %s: its export was killed after recording export.end\n", order)
+		default:
+			fmt.Fprintf(w, "closed an unfinished export of order %s (%s)\n", order, c.Outcome)
+		}
+	}
+}
+
+func runExportClean(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("export clean", e)
+	configPath := configFlag(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("export clean takes no arguments")
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		return err
+	}
+	data, err := openDataDir(cfg)
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	cleaned, err := export.Clean(ctx, export.Options{Config: cfg, DataDir: data.Path(), Actor: cliActor()})
+	if err != nil {
+		return storeError(data.Named(err))
+	}
+	printCleaned(e.stdout, cleaned)
+	if len(cleaned) == 0 {
+		fmt.Fprintln(e.stdout, "no unfinished export to clean up")
+	}
+	for _, c := range cleaned {
+		if c.Err != nil {
+			return &silentError{code: exitFailure}
+		}
+	}
 	return nil
 }
 
@@ -153,15 +222,18 @@ func progressLine(p export.Progress) string {
 	return s
 }
 
-func runExportVerify(e *env, args []string) error {
+func runExportVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("export verify", e)
 	identity := fs.String("identity", "", "also decrypt the sealed traffic with this age identity `FILE` and check the decrypted files")
+	var keys stringList
+	fs.Var(&keys, "verifier", "the bundle must be signed by this verifier `KEY` (the PC's, kept off it: `carrel audit key`); repeatable")
+	configPath := fs.String("config", "", "on the PC: the bundle must be signed by one of this PC's audit keys, found through this config `FILE`; without it nothing but the bundle is read")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usagef("export verify needs the bundle folder: carrel export verify DIR [--identity FILE]")
+		return usagef("export verify needs the bundle folder: carrel export verify DIR [--identity FILE] [--verifier KEY] [--config FILE]")
 	}
 	dir := rest[0]
 	if err := parseFlags(fs, rest[1:]); err != nil { // flags may follow DIR
@@ -180,23 +252,56 @@ func runExportVerify(e *env, args []string) error {
 			opts.Identities = append(opts.Identities, age.Identity(id))
 		}
 	}
+	trusted := []string(keys)
+	if *configPath != "" {
+		pcKeys, err := pcVerifiers(ctx, *configPath)
+		if err != nil {
+			return err
+		}
+		trusted = append(trusted, pcKeys...)
+	}
 	rep, err := export.VerifyDir(dir, opts)
+	if errors.Is(err, export.ErrUnfinished) {
+		return &hintError{err: err, hint: "an export was interrupted before it signed this bundle; on the PC, `carrel export clean` removes it (and lifts its legal holds): export again"}
+	}
 	if err != nil {
 		return err
 	}
+	if len(trusted) > 0 && !slices.Contains(trusted, rep.Verifier) {
+		return &hintError{err: fmt.Errorf("the bundle is signed by %s, which is not the key given (%s)", displayValue(rep.Verifier), strings.Join(trusted, ", ")),
+			hint: "a bundle that verifies with another key proves nothing about this PC: it was made, or remade, by whoever holds that key"}
+	}
 	w := e.stdout
-	fmt.Fprintf(w, "bundle %s verifies: order %s\n", dir, rep.Order)
+	fmt.Fprintf(w, "bundle %s verifies: order %s\n", displayValue(dir), displayValue(rep.Order))
+	fmt.Fprintf(w, "  signed: export.end (audit entry %d) records this bag's tag manifest SHA-256 %s, proved against checkpoint %s\n",
+		rep.EndSeq, rep.TagSHA256, printable(rep.SignedBy))
 	fmt.Fprintf(w, "  %d payload files (%s) match both manifests; Payload-Oxum and tag manifests agree\n", rep.Files, fmtBytes(rep.Bytes))
-	fmt.Fprintf(w, "  %d audit entries proved against %s\n", rep.Entries, rep.Checkpoint)
+	fmt.Fprintf(w, "  %d audit entries proved against %s\n", rep.Entries, printable(rep.Checkpoint))
 	fmt.Fprintf(w, "  %d sealed segment(s) match their segment.sealed entries\n", rep.Segments)
 	if rep.Decrypted {
 		fmt.Fprintf(w, "  the decrypted files are exactly the sealed segments' content in the window\n")
 	} else if rep.Segments > 0 {
 		fmt.Fprintf(w, "  decrypted content not checked: give --identity to check it\n")
 	}
-	fmt.Fprintf(w, "verifier key: %s\n", rep.Verifier)
-	fmt.Fprintf(w, "  compare it with the key the head librarian keeps (`carrel audit key`): a bundle proves only what that key signed\n")
-	fmt.Fprintf(w, "tag manifest SHA-256: %s\n", rep.TagSHA256)
-	fmt.Fprintf(w, "  the export.end entry in the PC's audit log carries it (`carrel audit list --kind export.end`; `carrel audit prove SEQ` proves that entry)\n")
+	fmt.Fprintf(w, "verifier key: %s\n", displayValue(rep.Verifier))
+	if len(trusted) > 0 {
+		fmt.Fprintf(w, "  it is the key given: the bundle was signed with it\n")
+	} else {
+		fmt.Fprintf(w, "  compare it, off the PC, with the verifier key the head librarian keeps (`carrel audit key`, or --verifier KEY):\n")
+		fmt.Fprintf(w, "  the bundle proves only what that key signed, and anyone can make a bundle that verifies with a key of their own\n")
+	}
+	fmt.Fprintf(w, "  to rule out a log rewritten on the PC, compare %s with a checkpoint kept off it (`carrel audit verify --trusted`) or a witness\n",
+		printable(rep.SignedBy))
 	return nil
+}
+
+// pcVerifiers returns every verifier key of the audit log of the PC whose
+// config is at path.
+func pcVerifiers(ctx context.Context, path string) ([]string, error) {
+	l, err := auditLogFlags{config: &path, db: new(string)}.open()
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	return l.Verifiers(ctx)
 }

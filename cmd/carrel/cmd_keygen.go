@@ -35,6 +35,6 @@ func runKeygen(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, recipient)
 	fmt.Fprintf(e.stderr, "wrote the secret key to %s (readable by you only).\n"+
-		"Put the public key above in capture.recipients; keep %s off the public PCs, with a backup.\n", *out, *out)
+		"Put the public key above in capture.recipients; keep %s off the public PCs, with a backup.\n", displayValue(*out), displayValue(*out))
 	return nil
 }

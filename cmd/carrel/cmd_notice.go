@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 
@@ -51,14 +52,16 @@ func runNotice(ctx context.Context, e *env, args []string) error {
 	d := misuse.Decide(cfg, cfg.PC.ID, timeNow())
 	for _, cd := range d.Cases {
 		if cd.ID == c.Name() && cd.State == misuse.StateRefused {
-			fmt.Fprintf(e.stderr, "note: case %s cannot capture yet: %s\n", cd.ID, cd.Reason)
+			fmt.Fprintf(e.stderr, "note: case %s cannot capture yet: %s\n", displayValue(cd.ID), printable(cd.Reason))
 		}
 	}
 	out, err := notice.Render(notice.Input{Case: c, Library: cfg.Library, Retention: cfg.Capture.TrafficRetention.D()}, o.lang, o.format)
 	if err != nil {
 		return err
 	}
-	_, err = e.stdout.Write(out)
+	// The notice quotes the config (the case's reason, the library's
+	// name): what it holds is printed, not acted on by a terminal.
+	_, err = io.WriteString(e.stdout, printable(string(out)))
 	return err
 }
 
@@ -75,9 +78,18 @@ func pickCase(cfg *config.Config, id string) (config.Case, error) {
 		return config.Case{}, &hintError{err: fmt.Errorf("the config declares no misuse case"),
 			hint: "declare the case in a [[case]] table first (see carrel config init)"}
 	case id != "":
-		return config.Case{}, fmt.Errorf("no case %q in the config; it declares %s", id, strings.Join(names, ", "))
+		return config.Case{}, fmt.Errorf("no case %q in the config; it declares %s", id, quoteAll(names))
 	case len(cfg.Cases) > 1:
-		return config.Case{}, usagef("the config declares %d cases (%s); choose one with --case ID", len(names), strings.Join(names, ", "))
+		return config.Case{}, usagef("the config declares %d cases (%s); choose one with --case ID", len(names), quoteAll(names))
 	}
 	return cfg.Cases[0], nil
+}
+
+// quoteAll lists names from the config, each quoted when it needs to be.
+func quoteAll(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = displayValue(n)
+	}
+	return strings.Join(out, ", ")
 }

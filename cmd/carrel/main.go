@@ -13,6 +13,8 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Exit codes. They are part of carrel's interface for scripts and are listed
@@ -90,12 +92,38 @@ func report(w io.Writer, name string, err error) int {
 	if errors.As(err, &silent) {
 		return code
 	}
-	fmt.Fprintf(w, "carrel %s: %v\n", name, err)
+	fmt.Fprintf(w, "carrel %s: %s\n", name, printable(err.Error()))
 	var h interface{ Hint() string }
 	if errors.As(err, &h) && h.Hint() != "" {
-		fmt.Fprintf(w, "hint: %s\n", h.Hint())
+		fmt.Fprintf(w, "hint: %s\n", printable(h.Hint()))
 	}
 	return code
+}
+
+// printable escapes, in text that may quote outside input (a file name, a
+// value from a bag or a config), whatever a terminal would act on: control
+// characters but newline and tab, DEL, C1 controls, bytes that are not
+// UTF-8, and Unicode format characters (bidirectional overrides, zero-width
+// characters). The packages quote the names they print; this is the net
+// under them, so that no error can move the cursor, clear a line or paint
+// a line of its own.
+func printable(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\n' || r == '\t':
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r >= 0x80 && r < 0xa0 || unicode.Is(unicode.Cf, r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }
 
 // exitCode maps an error to an exit code. It is the only place that does.
@@ -154,7 +182,9 @@ func usage(w io.Writer) {
 	b.WriteString("only under a declared misuse case, sealed to the head librarian's key.\n\n")
 	b.WriteString("Usage: carrel <command> [flags] [args]\n\nCommands:\n")
 	writeCommands(&b, commands)
-	b.WriteString("\nEvery command takes --config FILE (default " + defaultConfigPath() + ").\n")
+	b.WriteString("\nEvery command that reads the config takes --config FILE (default " + defaultConfigPath() + ");\n")
+	b.WriteString("keygen, version, traffic decode and export verify read none (export verify takes it\n")
+	b.WriteString("only to check that a bundle is signed with one of this PC's audit keys).\n")
 	b.WriteString("Run `carrel <command> --help` for its flags.\n\n")
 	b.WriteString("Exit codes:\n")
 	b.WriteString("  0  success\n")

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -22,6 +24,17 @@ func TestMain(m *testing.M) {
 }
 
 func mainForTest() {
+	// CARREL_TEST_EXPORT_WAIT=STEP makes an export report each step on
+	// standard error and wait at STEP until a signal stops it, so that a
+	// test can interrupt the real binary at a step it chooses.
+	if wait := os.Getenv("CARREL_TEST_EXPORT_WAIT"); wait != "" {
+		exportStep = func(ctx context.Context, step string) {
+			fmt.Fprintf(os.Stderr, "step %s\n", step)
+			if step == wait {
+				<-ctx.Done()
+			}
+		}
+	}
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	ctx, stop := signalContext()
 	code := run(ctx, e, os.Args[1:])

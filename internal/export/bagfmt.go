@@ -150,7 +150,7 @@ func parseManifest(b []byte, size int) ([]manifestLine, error) {
 			return nil, fmt.Errorf("line %d: %w", i+1, err)
 		}
 		if seen[p] {
-			return nil, fmt.Errorf("line %d: %s is listed twice", i+1, p)
+			return nil, fmt.Errorf("line %d: %s is listed twice", i+1, displayName(p))
 		}
 		seen[p] = true
 		out = append(out, manifestLine{Sum: d, Path: p})

@@ -53,7 +53,7 @@ func ReadBag(fsys fs.FS) (*Bag, error) {
 		case t.IsDir():
 			return nil
 		case !t.IsRegular():
-			return fmt.Errorf("%s is not a regular file (%v): a bag holds only files and folders", p, t)
+			return fmt.Errorf("%s %w", displayName(p), notRegular(t))
 		}
 		if len(b.Files) >= maxFiles {
 			return fmt.Errorf("the bag holds more than %d files", maxFiles)
@@ -97,37 +97,46 @@ func ReadBag(fsys fs.FS) (*Bag, error) {
 		}
 		size, known := digestSize[alg]
 		if !known {
-			return nil, fmt.Errorf("%s: carrel checks only sha256 and sha512 manifests", name)
+			return nil, fmt.Errorf("%s: carrel checks only sha256 and sha512 manifests", displayName(name))
 		}
 		raw, err := readSmall(fsys, name, maxTagFile)
 		if err != nil {
 			return nil, err
 		}
 		if into[alg], err = parseManifest(raw, size); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			return nil, fmt.Errorf("%s: %w", displayName(name), err)
 		}
 	}
 	return b, nil
 }
 
-// readSmall reads a tag file, refusing one larger than limit.
+// readSmall reads a regular file of the bag, refusing one larger than
+// limit. It opens nothing but a regular file (openRegular), and reads
+// from the file it opened.
 func readSmall(fsys fs.FS, name string, limit int64) ([]byte, error) {
-	f, err := fsys.Open(name)
+	f, err := openRegular(fsys, name)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s is missing", name)
+		return nil, missingError(name)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, fmt.Errorf("reading %s: %w", displayName(name), err)
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
+		return nil, fmt.Errorf("reading %s: %w", displayName(name), err)
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
+		return nil, fmt.Errorf("%s is larger than %d bytes", displayName(name), limit)
 	}
 	return b, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
+
+// missingError says a file the bag must hold is not there; it matches
+// fs.ErrNotExist.
+type missingError string
+
+func (e missingError) Error() string { return displayName(string(e)) + " is missing" }
+func (e missingError) Unwrap() error { return fs.ErrNotExist }

@@ -7,11 +7,20 @@
 // the config in force, and a chain-of-custody record.
 //
 // It is the only package that reads both the booking register and traffic
-// (G3); a test over the package graph allows it and nobody else. It owns no
-// file of the data folder: it opens bookings.db read-only, the traffic
-// store to read segments and place legal holds, and the audit log to record
-// export.start, export.end or export.fail. It decrypts segments with the
-// head librarian's identity, which it never stores.
+// (G3); a test over the package graph allows it and nobody else. In the
+// data folder it owns only the markers of exports under way
+// (export-*.pending, pending.go); it opens bookings.db read-only, the
+// traffic store to read segments and place and lift legal holds, and the
+// audit log to record export.start, export.end, export.fail and
+// export.cleaned. It decrypts segments with the head librarian's identity,
+// which it never stores.
+//
+// The bundle is signed (signature.go): the export.end entry, recording the
+// tag manifest's SHA-256, proved against a checkpoint signed with the PC's
+// audit key. An export interrupted at any point leaves either no bundle or
+// one that Verify calls unfinished; Clean finishes what a killed export
+// left. Verify opens nothing in a bag but folders and regular files
+// (bagfs.go), and names from a bag are quoted in every message.
 //
 // What the bundle holds, and how partial overlaps are treated:
 //

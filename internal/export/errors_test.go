@@ -145,13 +145,22 @@ func TestRunKeyReplaced(t *testing.T) {
 	}
 }
 
-// TestRunFailureLeavesNoBundle injects a failure at several points and
-// checks that nothing is left at --out or beside it, and that the failure
-// is audited without its text.
+// TestRunFailureLeavesNoBundle injects a failure at several points, up to
+// writing the signature after export.end, and checks that nothing is left
+// at --out or beside it, that the failure is audited without its text,
+// that the legal holds the export placed are lifted and those an earlier
+// export of the same order placed are not, and that the export's marker
+// is gone.
 func TestRunFailureLeavesNoBundle(t *testing.T) {
-	for _, at := range []string{".pcapng", bookingsCSV, ".proof", custodyFile, "bag-info.txt", "tagmanifest-sha512.txt", "rename"} {
+	for _, at := range []string{".pcapng", bookingsCSV, ".proof", custodyFile, "bag-info.txt", "tagmanifest-sha512.txt", "rename", "signature"} {
 		t.Run(at, func(t *testing.T) {
 			f := standard(t)
+			ctx := context.Background()
+			// An earlier export of the same order held one of the segments.
+			segs, _ := f.sealStore().Segments(ctx, sealFilterAll())
+			if _, err := f.sealStore().Hold(ctx, "RET-2026-0042", []string{segs[0].Name}); err != nil {
+				t.Fatal(err)
+			}
 			out := filepath.Join(f.root, "bundle")
 			injected := errors.New("injected failure")
 			testHookFileWritten = func(rel string) error {
@@ -166,9 +175,16 @@ func TestRunFailureLeavesNoBundle(t *testing.T) {
 				}
 				return nil
 			}
+			testHookSignature = func() error {
+				if at == "signature" {
+					return injected
+				}
+				return nil
+			}
 			defer func() {
 				testHookFileWritten = func(string) error { return nil }
 				testHookBeforeRename = func() error { return nil }
+				testHookSignature = func() error { return nil }
 			}()
 			before := f.logSize()
 			_, err := f.export(f.options(out))
@@ -176,25 +192,39 @@ func TestRunFailureLeavesNoBundle(t *testing.T) {
 				t.Fatalf("Run = %v; want the injected failure", err)
 			}
 			assertNothingLeft(t, out)
-			kinds := f.kinds(before)
-			if kinds[0] != "export.start" || kinds[len(kinds)-1] != "export.fail" {
-				t.Errorf("audit entries after a failed export: %v; want export.start … export.fail", kinds)
+			kinds := strings.Join(f.kinds(before), " ")
+			want := "export.start hold.placed export.fail hold.released"
+			if at == "signature" {
+				want = "export.start hold.placed export.end export.fail hold.released"
 			}
-			es, _ := f.log.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.ExportFail}})
+			if kinds != want {
+				t.Errorf("audit entries after a failed export: %s; want %s", kinds, want)
+			}
+			es, _ := f.log.Entries(ctx, audit.Query{Kinds: []audit.Kind{audit.ExportFail}})
 			why, _ := es[len(es)-1].Value("why")
 			if strings.Contains(why, "injected") || strings.Contains(why, "RET-2026") {
 				t.Errorf("export.fail why = %q: it must not quote the error or the order", why)
 			}
-			// The legal hold stays: the order is real and will be tried again.
-			segs, _ := f.sealStore().Segments(context.Background(), sealFilterAll())
-			held := 0
+			segs, _ = f.sealStore().Segments(ctx, sealFilterAll())
+			var held []string
 			for _, s := range segs {
-				held += len(s.Holds)
+				if len(s.Holds) > 0 {
+					held = append(held, s.Name)
+				}
 			}
-			if held != 3 {
-				t.Errorf("%d segments held after a failed export; want the 3 it included", held)
+			if len(held) != 1 || held[0] != segs[0].Name {
+				t.Errorf("segments held after a failed export: %v; want only %s, which an earlier export held", held, segs[0].Name)
 			}
+			assertNoMarker(t, f.dataDir)
 		})
+	}
+}
+
+// assertNoMarker fails when an export's marker is left in the data folder.
+func assertNoMarker(t *testing.T, dataDir string) {
+	t.Helper()
+	if m, _ := pendingMarkers(dataDir); len(m) > 0 {
+		t.Errorf("markers of unfinished exports left: %v", m)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -37,20 +38,31 @@ type Result struct {
 	TagSHA256  string // of tagmanifest-sha256.txt, as recorded in export.end
 	EndSeq     int64  // the export.end entry
 	Checkpoint string // one line naming the checkpoint signed after export.end
+	// Cleaned says what was left by exports a killed process did not
+	// finish, and what the export did with it before it began.
+	Cleaned []Cleaned
 }
 
-// Run makes the bundle for one court order at o.Out. It writes into a
-// temporary folder beside o.Out and renames it into place only when every
-// file is written and synced: on any error nothing is left at o.Out and
-// the temporary folder is removed.
+// Run makes the bundle for one court order at o.Out.
 //
-// Order of work: check the request, read the identity and check it opens
-// every segment to include, record export.start, put the segments on legal
-// hold, write traffic, bookings, config and audit files, custody.json and
-// the BagIt files, record export.end with the tag manifest's SHA-256 and
-// sign a checkpoint, rename. A failure after export.start records
-// export.fail; the legal hold stays (the order is real; `carrel traffic
-// release --order` lifts it).
+// Order of work: check the request, read the identity and check that it
+// is the head librarian's, clean up after exports a killed process left
+// unfinished (Clean), record the export in the data folder (pending),
+// record export.start, put the segments on legal hold, write traffic,
+// bookings, config and audit files, custody.json and the BagIt files into
+// a temporary folder beside o.Out, sync it and rename it to o.Out; then
+// record export.end with the tag manifest's SHA-256 and write the
+// signature (signature.go).
+//
+// A failure or a cancelled ctx (Ctrl-C, SIGTERM, SIGHUP) before the rename
+// removes the temporary folder, which holds decrypted traffic, records
+// export.fail and lifts the legal holds this export placed. Once the
+// bundle is in place the export finishes whatever ctx says: what is left
+// takes milliseconds, and stopping would only throw the bundle away. A
+// failure then removes the bundle as well. A killed process leaves its
+// marker behind; Clean (the next export, or `carrel export clean`) finds
+// it and finishes the cleanup. Whatever happens, no bundle without its
+// signature stays in place, and none passes Verify.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -70,12 +82,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	if _, err := os.Lstat(out); err == nil {
-		return nil, fmt.Errorf("%s already exists: an export never writes into or over an existing folder", out)
+		return nil, fmt.Errorf("%s already exists: an export never writes into or over an existing folder", displayName(out))
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
 	if fi, err := os.Stat(filepath.Dir(out)); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("the folder %s to create the bundle in does not exist", filepath.Dir(out))
+		return nil, fmt.Errorf("the folder %s to create the bundle in does not exist", displayName(filepath.Dir(out)))
 	}
 	cfg := o.Config
 	pc := cfg.PC.ID
@@ -88,7 +100,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	// A PC that never captured has no traffic a key could open: only
 	// capture.recipients can vouch for the key, and nothing is opened
 	// (the audit log would be created, its key recorded) before it has.
-	if !x.configuredRecipient() && seal.Exists(cfg.Storage.DataDir) != nil {
+	if !x.configuredRecipient() && seal.Exists(x.dataDir()) != nil {
 		return nil, x.recipientError()
 	}
 	if err := x.open(ctx); err != nil {
@@ -103,19 +115,23 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := x.checkRecipient(); err != nil {
 		return nil, err
 	}
-
-	tmp, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".partial-")
+	// Decrypted traffic a killed export left on a stick must not wait for
+	// someone to remember `carrel export clean`.
+	cleaned, err := x.clean(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("creating the temporary bundle folder: %w", err)
+		return nil, err
 	}
-	x.bag = &bagWriter{root: tmp, progress: newMeter(o.Progress, o.Now)}
+	x.pending, err = newPending(x.dataDir(), o.Order.Ref, out)
+	if err != nil {
+		return nil, err
+	}
 	res, err := x.export(ctx, out)
 	if err != nil {
-		if rerr := os.RemoveAll(tmp); rerr != nil {
-			err = fmt.Errorf("%w (and removing the unfinished bundle %s: %v)", err, tmp, rerr)
-		}
-		x.fail(err)
-		return nil, err
+		return nil, x.fail(err)
+	}
+	res.Cleaned = cleaned
+	if err := x.pending.done(); err != nil {
+		return nil, fmt.Errorf("the bundle %s is complete and signed, but %w", displayName(out), err)
 	}
 	return res, nil
 }
@@ -140,13 +156,25 @@ type exporter struct {
 	step     string // what the export was doing, for export.fail
 	startSeq int64  // -1 until export.start is recorded
 	custody  Custody
+
+	pending *pending // this export's marker in the data folder
+	holding []string // segments this export put on legal hold
+	partial string   // the temporary folder, once made
+	out     string   // the bundle, once the temporary folder was renamed to it
+	auditCP int64    // the size of the checkpoint the bundle's audit entries are proved against
+	endSeq  int64    // the export.end entry, once recorded (else 0)
+}
+
+// dataDir is the path to open files in the data folder with.
+func (x *exporter) dataDir() string {
+	if x.o.DataDir != "" {
+		return x.o.DataDir
+	}
+	return x.cfg.Storage.DataDir
 }
 
 func (x *exporter) open(ctx context.Context) error {
-	dir := x.cfg.Storage.DataDir
-	if x.o.DataDir != "" {
-		dir = x.o.DataDir
-	}
+	dir := x.dataDir()
 	var err error
 	x.log, err = audit.OpenIn(dir, x.cfg.PC.ID, x.o.Now)
 	if err != nil {
@@ -325,6 +353,19 @@ func identityError(segment, file string, err error) error {
 	return fmt.Errorf("segment %s: opening its age header: %w", segment, err)
 }
 
+// Steps are the steps of an export, in order, as Options.Step sees them.
+var Steps = []string{"start", "hold", "folder", "traffic", "bookings", "audit", "manifests", "rename", "in-place", "end", "signed"}
+
+// enter begins a step: it reports it to Options.Step and stops the export
+// when ctx was cancelled.
+func (x *exporter) enter(ctx context.Context, step, doing string) error {
+	x.step = doing
+	if x.o.Step != nil {
+		x.o.Step(ctx, step)
+	}
+	return ctx.Err()
+}
+
 // export does the work after the checks; it returns the finished bag.
 func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 	o := x.o
@@ -337,16 +378,31 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 		return nil, fmt.Errorf("recording export.start: %w", err)
 	}
 	x.startSeq = seq
-	if len(x.sealed) > 0 {
-		x.step = "placing the legal hold"
-		names := make([]string, len(x.sealed))
-		for i, s := range x.sealed {
-			names[i] = s.Name
-		}
-		if _, err := x.store.Hold(ctx, o.Order.Ref, names); err != nil {
-			return nil, err
-		}
+	if err := x.pending.add(pendingState{StartSeq: &seq}); err != nil {
+		return nil, err
 	}
+	if err := x.enter(ctx, "start", "placing the legal hold"); err != nil {
+		return nil, err
+	}
+	if err := x.hold(ctx); err != nil {
+		return nil, err
+	}
+	if err := x.enter(ctx, "hold", "creating the bundle folder"); err != nil {
+		return nil, err
+	}
+	partial := x.pending.state.Partial
+	if err := os.Mkdir(partial, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the temporary bundle folder: %w", err)
+	}
+	x.partial = partial
+	id, err := folderID(partial)
+	if err == nil {
+		err = x.pending.add(pendingState{Folder: id})
+	}
+	if err != nil {
+		return nil, err
+	}
+	x.bag = &bagWriter{root: partial, progress: newMeter(o.Progress, o.Now)}
 	var total int64
 	for _, s := range x.sealed {
 		total += s.Size
@@ -356,11 +412,15 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 	x.bag.progress.setTotals(len(x.sealed)*3+3, total)
 
 	x.initCustody()
-	x.step = "writing traffic"
+	if err := x.enter(ctx, "folder", "writing traffic"); err != nil {
+		return nil, err
+	}
 	if err := x.writeSegments(ctx); err != nil {
 		return nil, err
 	}
-	x.step = "writing bookings"
+	if err := x.enter(ctx, "traffic", "writing bookings"); err != nil {
+		return nil, err
+	}
 	if err := x.writeBookings(); err != nil {
 		return nil, err
 	}
@@ -368,11 +428,15 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 	if err := x.writeConfig(); err != nil {
 		return nil, err
 	}
-	x.step = "writing audit entries"
+	if err := x.enter(ctx, "bookings", "writing audit entries"); err != nil {
+		return nil, err
+	}
 	if err := x.writeAudit(ctx); err != nil {
 		return nil, err
 	}
-	x.step = "writing custody.json"
+	if err := x.enter(ctx, "audit", "writing custody.json"); err != nil {
+		return nil, err
+	}
 	cj, err := x.custody.encode()
 	if err != nil {
 		return nil, err
@@ -399,7 +463,28 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 	for _, s := range x.custody.Segments {
 		res.InWindow += s.InWindow
 	}
-	x.step = "recording export.end"
+	if err := x.enter(ctx, "manifests", "moving the bundle into place"); err != nil {
+		return nil, err
+	}
+	// The last moment to stop: ctx is not looked at after the rename.
+	if err := x.enter(ctx, "rename", "moving the bundle into place"); err != nil {
+		return nil, err
+	}
+	if err := testHookBeforeRename(); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(partial, out); err != nil {
+		return nil, fmt.Errorf("moving the bundle into place: %w", err)
+	}
+	x.partial, x.out = "", out
+	if err := syncDir(filepath.Dir(out)); err != nil {
+		return nil, fmt.Errorf("syncing %s: %w", displayName(filepath.Dir(out)), err)
+	}
+	// From here the export finishes whatever ctx says; Step still gets
+	// the export's ctx.
+	outer := ctx
+	ctx = context.WithoutCancel(ctx)
+	x.enter(outer, "in-place", "recording export.end")
 	res.EndSeq, err = x.log.Record(ctx, audit.Event{Kind: audit.ExportEnd, Actor: o.Actor, Fields: []audit.Field{
 		audit.Hash("order_sha256", o.Order.SHA256()), audit.Hash("tagmanifest_sha256", tagSum),
 		audit.Int("files", int64(res.Files)), audit.Int("bytes", res.Bytes),
@@ -407,23 +492,43 @@ func (x *exporter) export(ctx context.Context, out string) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("recording export.end: %w", err)
 	}
-	cp, err := x.log.Checkpoint(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("signing the checkpoint after export.end: %w", err)
-	}
-	res.Checkpoint = cp.String()
-	x.step = "moving the bundle into place"
-	if err := testHookBeforeRename(); err != nil {
+	x.endSeq = res.EndSeq
+	x.enter(outer, "end", "writing the signature")
+	if err := writeSignature(ctx, x.log, out, res.EndSeq, x.auditCP); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(x.bag.root, out); err != nil {
-		return nil, fmt.Errorf("moving the bundle into place: %w", err)
-	}
-	if err := syncDir(filepath.Dir(out)); err != nil {
-		return nil, fmt.Errorf("syncing %s: %w", filepath.Dir(out), err)
+	x.enter(outer, "signed", "finishing")
+	if cp, err := x.log.Latest(ctx); err == nil {
+		res.Checkpoint = cp.String()
 	}
 	x.bag.progress.done()
 	return res, nil
+}
+
+// hold puts the segments to export on legal hold, and notes first in the
+// marker which of them this export holds (not those an earlier export of
+// the same order held), so that a failure, or Clean after a kill, lifts
+// those and no others.
+func (x *exporter) hold(ctx context.Context) error {
+	if len(x.sealed) == 0 {
+		return nil
+	}
+	names := make([]string, len(x.sealed))
+	var placing []string
+	for i, s := range x.sealed {
+		names[i] = s.Name
+		if !slices.Contains(s.Holds, x.o.Order.Ref) {
+			placing = append(placing, s.Name)
+		}
+	}
+	if len(placing) > 0 {
+		if err := x.pending.add(pendingState{Holding: placing}); err != nil {
+			return err
+		}
+		x.holding = placing
+	}
+	_, err := x.store.Hold(ctx, x.o.Order.Ref, names)
+	return err
 }
 
 // writeSegments writes the sealed segments on every core: decrypting,
@@ -442,28 +547,63 @@ func (x *exporter) writeSegments(ctx context.Context) error {
 	return nil
 }
 
-// fail records export.fail once export.start was recorded. Its reason is
-// the step and the kind of failure, never the error text: that could quote
-// a path, a segment's content or the order.
-func (x *exporter) fail(err error) {
-	if x.startSeq < 0 || x.log == nil {
-		return
+// fail cleans up after a failed or cancelled export and returns err,
+// with anything the cleanup could not do: the folder holding decrypted
+// traffic (the temporary one, or the bundle once in place) is removed, the
+// failure recorded as export.fail, and the legal holds this export placed
+// lifted. When all that is done the export's marker goes; else it stays
+// for Clean. export.fail's reason is the step and the kind of failure,
+// never the error text: that could quote a path, a segment's content or
+// the order.
+func (x *exporter) fail(err error) error {
+	ctx := context.WithoutCancel(context.Background())
+	var more []error
+	for _, dir := range []string{x.partial, x.out} {
+		if dir == "" {
+			continue
+		}
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			more = append(more, fmt.Errorf("removing the unfinished bundle %s: %w", displayName(dir), rerr))
+		}
 	}
-	kind := "error"
-	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		kind = "cancelled"
-	case errors.Is(err, syscall.ENOSPC):
-		kind = "no space left on the device"
-	case errors.Is(err, fs.ErrPermission):
-		kind = "permission denied"
-	case errors.Is(err, seal.ErrCorrupt):
-		kind = "a sealed segment does not match its index entry"
+	if x.startSeq >= 0 && x.log != nil {
+		kind := "error"
+		switch {
+		case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+			kind = "cancelled"
+		case errors.Is(err, syscall.ENOSPC):
+			kind = "no space left on the device"
+		case errors.Is(err, fs.ErrPermission):
+			kind = "permission denied"
+		case errors.Is(err, seal.ErrCorrupt):
+			kind = "a sealed segment does not match its index entry"
+		}
+		_, rerr := x.log.Record(ctx, audit.Event{Kind: audit.ExportFail, Actor: x.o.Actor, Fields: []audit.Field{
+			audit.Hash("order_sha256", x.o.Order.SHA256()), audit.Text("why", x.step+": "+kind),
+		}})
+		if rerr != nil {
+			more = append(more, fmt.Errorf("recording export.fail: %w", rerr))
+		}
 	}
-	// A cancelled context must not stop the failure from being recorded.
-	x.log.Record(context.WithoutCancel(context.Background()), audit.Event{Kind: audit.ExportFail, Actor: x.o.Actor, Fields: []audit.Field{
-		audit.Hash("order_sha256", x.o.Order.SHA256()), audit.Text("why", x.step+": "+kind),
-	}})
+	if len(x.holding) > 0 {
+		if _, rerr := x.store.Release(ctx, x.o.Order.Ref, x.holding...); rerr != nil && !errors.Is(rerr, seal.ErrNoHold) {
+			more = append(more, fmt.Errorf("lifting the legal holds it placed: %w", rerr))
+		}
+	}
+	if x.pending != nil {
+		if len(more) == 0 {
+			if rerr := x.pending.done(); rerr != nil {
+				more = append(more, rerr)
+			}
+		} else {
+			x.pending.f.Close()
+			more = append(more, errors.New("`carrel export clean` tries the rest again"))
+		}
+	}
+	if len(more) > 0 {
+		return fmt.Errorf("%w (and %w)", err, errors.Join(more...))
+	}
+	return err
 }
 
 // testHookBeforeRename lets tests fail an export at its last step.

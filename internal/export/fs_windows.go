@@ -1,8 +1,12 @@
 package export
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+
+	"golang.org/x/sys/windows"
 )
 
 // syncBag flushes every file under root (FlushFileBuffers). Folders need
@@ -18,3 +22,41 @@ func syncBag(root string) error {
 
 // syncDir is a no-op on Windows: there is no folder fsync.
 func syncDir(string) error { return nil }
+
+// Flags for opening what a bag holds (dirFS). Windows has no FIFOs or
+// devices in a folder; links are refused by dirFS before it opens.
+const (
+	openFileFlags = os.O_RDONLY
+	openDirFlags  = os.O_RDONLY
+)
+
+// lockFile takes an exclusive lock on f without waiting; errLocked when
+// another handle holds it. Windows drops it when the process ends.
+func lockFile(f *os.File) error {
+	err := windows.LockFileEx(windows.Handle(f.Fd()), windows.LOCKFILE_EXCLUSIVE_LOCK|windows.LOCKFILE_FAIL_IMMEDIATELY,
+		0, 1, 0, new(windows.Overlapped))
+	if errors.Is(err, windows.ERROR_LOCK_VIOLATION) {
+		return errLocked
+	}
+	return err
+}
+
+// folderID identifies the folder at path (not following a reparse
+// point): its volume serial number and file index, which a rename keeps.
+func folderID(path string) (string, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return "", err
+	}
+	h, err := windows.CreateFile(p, 0, windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE, nil,
+		windows.OPEN_EXISTING, windows.FILE_FLAG_BACKUP_SEMANTICS|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer windows.CloseHandle(h)
+	var info windows.ByHandleFileInformation
+	if err := windows.GetFileInformationByHandle(h, &info); err != nil {
+		return "", fmt.Errorf("identifying %s: %w", path, err)
+	}
+	return fmt.Sprintf("%08x:%08x%08x", info.VolumeSerialNumber, info.FileIndexHigh, info.FileIndexLow), nil
+}

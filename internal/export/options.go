@@ -1,6 +1,7 @@
 package export
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -68,6 +69,11 @@ type Options struct {
 	// Progress, when set, is called with the export's progress now and then
 	// and once at the end.
 	Progress func(Progress)
+	// Step, when set, is called as the export enters each of its Steps, in
+	// the export's goroutine, which waits for it; ctx is the export's. The
+	// command line leaves it nil; tests use it to interrupt an export at a
+	// step they choose.
+	Step func(ctx context.Context, step string)
 }
 
 // ErrInvalid marks an error in the options: nothing was read or written.

@@ -216,6 +216,7 @@ func (x *exporter) writeAudit(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("signing a checkpoint: %w", err)
 	}
+	x.auditCP = cp.Size
 	segs := map[string]bool{}
 	for _, s := range x.sealed {
 		segs[s.Name] = true

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
@@ -24,14 +23,27 @@ import (
 // ErrBadBag is what every verification failure matches.
 var ErrBadBag = errors.New("the bundle does not verify")
 
+// ErrUnfinished is what a VerifyError also matches when the bundle has no
+// signature: its export was interrupted before it finished.
+var ErrUnfinished = errors.New("the bundle is unfinished")
+
 // VerifyError names the first problem Verify found.
 type VerifyError struct {
-	What string // the file or part of the bag
+	What string // the file or part of the bag, as it is named in the bag
 	Why  string
+
+	unfinished bool
 }
 
-func (e *VerifyError) Error() string        { return e.What + ": " + e.Why }
-func (e *VerifyError) Is(target error) bool { return target == ErrBadBag }
+// Error names the file quoted when its name holds anything a terminal
+// could act on: names come from the bag.
+func (e *VerifyError) Error() string { return displayName(e.What) + ": " + e.Why }
+
+// Is makes errors.Is(err, ErrBadBag) true, and errors.Is(err,
+// ErrUnfinished) for a bundle that was never signed.
+func (e *VerifyError) Is(target error) bool {
+	return target == ErrBadBag || target == ErrUnfinished && e.unfinished
+}
 
 func bad(what, format string, a ...any) error {
 	return &VerifyError{What: what, Why: fmt.Sprintf(format, a...)}
@@ -59,17 +71,19 @@ type Report struct {
 	// entry in the PC's audit log carries it, which ties the whole bag,
 	// bookings.csv included, to the log.
 	TagSHA256 string
+	EndSeq    int64  // the export.end entry of the signature
+	SignedBy  string // origin and size of the checkpoint the signature was proved against
 }
 
-// VerifyDir verifies the bundle in dir. Symbolic links that lead out of
-// dir are refused.
+// VerifyDir verifies the bundle in dir. Nothing outside dir is read, and
+// inside it only folders and regular files are opened (dirFS).
 func VerifyDir(dir string, opts VerifyOptions) (*Report, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the bundle: %w", err)
 	}
 	defer root.Close()
-	return Verify(root.FS(), opts)
+	return Verify(dirFS{root}, opts)
 }
 
 // Verify checks the bag at the root of fsys and returns an error naming
@@ -77,21 +91,44 @@ func VerifyDir(dir string, opts VerifyOptions) (*Report, error) {
 //
 //  1. the structure: bagit.txt, bag-info.txt, sha256 and sha512 manifests
 //     and tag manifests, no link or special file, no path outside the bag;
+//     the signature present (else the bundle is unfinished: ErrUnfinished);
 //  2. completeness: every file under data/ in every manifest and every
-//     listed file present; every other file a tag file listed in every tag
-//     manifest; Payload-Oxum;
+//     listed file present; every other file but the signature a tag file
+//     listed in every tag manifest; Payload-Oxum;
 //  3. every digest of every tag file, then of every payload file;
-//  4. the audit: every entry's inclusion proof against the bundle's
+//  4. the signature: the export.end entry proved against a checkpoint
+//     signed with the bundle's verifier key, extending the checkpoint of
+//     the audit entries, and recording this tag manifest's SHA-256, this
+//     order and this payload's size;
+//  5. the audit: every entry's inclusion proof against the bundle's
 //     checkpoint and verifier key, the export.start entry naming this order
 //     and window, and every sealed segment matching the size and SHA-256 of
 //     its proved segment.sealed entry;
-//  5. with identities: every decrypted file equals the sealed segment's
+//  6. with identities: every decrypted file equals the sealed segment's
 //     content in the window.
+//
+// What it cannot tell: whether the verifier key is the PC's. Whoever holds
+// a key can make a bundle that verifies with it; the key must be compared
+// with the one the head librarian keeps off the PC (Report.Verifier).
 func Verify(fsys fs.FS, opts VerifyOptions) (*Report, error) {
 	bag, err := ReadBag(fsys)
 	if err != nil {
 		return nil, &VerifyError{What: "bag", Why: err.Error()}
 	}
+	switch ok, err := hasSignature(bag); {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, &VerifyError{What: signatureDir + "/", unfinished: true,
+			Why: "missing: the bundle was never signed (the export.end entry, its proof and a checkpoint), so its export was interrupted before it finished; it is not evidence (on the PC, `carrel export clean` removes it; export again)"}
+	}
+	return verifyBag(fsys, bag, opts, true)
+}
+
+// verifyBag runs the checks after the structure. Only tests leave out the
+// signature (withSignature false): to show that the checks behind it catch what
+// they catch even in a bag re-signed by whoever holds a key.
+func verifyBag(fsys fs.FS, bag *Bag, opts VerifyOptions, withSignature bool) (*Report, error) {
 	rep := &Report{}
 	if err := checkComplete(bag, rep); err != nil {
 		return nil, err
@@ -99,14 +136,19 @@ func Verify(fsys fs.FS, opts VerifyOptions) (*Report, error) {
 	if err := checkDigests(fsys, bag); err != nil {
 		return nil, err
 	}
-	tag, err := digests(fsys, "tagmanifest-sha256.txt")
-	if err != nil {
-		return nil, bad("tagmanifest-sha256.txt", "%v", err)
+	var sig *signed
+	if withSignature {
+		var err error
+		if sig, err = checkSignature(fsys, bag, rep); err != nil {
+			return nil, err
+		}
 	}
-	rep.TagSHA256 = hex.EncodeToString(tag["sha256"])
 	c, err := checkContent(fsys, bag, rep)
 	if err != nil {
 		return nil, err
+	}
+	if sig != nil && c.startSeq >= sig.endSeq {
+		return nil, bad(sigEntryFile, "export.end is entry %d, not after the export.start entry %d", sig.endSeq, c.startSeq)
 	}
 	if len(opts.Identities) > 0 {
 		if err := checkDecrypted(fsys, bag, c, opts.Identities); err != nil {
@@ -139,7 +181,7 @@ func checkComplete(bag *Bag, rep *Report) error {
 		listed := map[string]bool{}
 		for _, l := range bag.Manifests[alg] {
 			if !strings.HasPrefix(l.Path, "data/") {
-				return bad(name, "lists %s, which is outside data/", l.Path)
+				return bad(name, "lists %s, which is outside data/", displayName(l.Path))
 			}
 			if !payload[l.Path] {
 				return bad(l.Path, "listed in %s but missing from the bag", name)
@@ -154,7 +196,7 @@ func checkComplete(bag *Bag, rep *Report) error {
 	}
 	tagFiles := map[string]bool{}
 	for p := range bag.Files {
-		if !strings.HasPrefix(p, "data/") && !isTagManifest(p) {
+		if !strings.HasPrefix(p, "data/") && !isTagManifest(p) && !strings.HasPrefix(p, signatureDir+"/") {
 			tagFiles[p] = true
 		}
 	}
@@ -164,9 +206,11 @@ func checkComplete(bag *Bag, rep *Report) error {
 		for _, l := range bag.TagManifests[alg] {
 			switch {
 			case strings.HasPrefix(l.Path, "data/"):
-				return bad(name, "lists the payload file %s", l.Path)
+				return bad(name, "lists the payload file %s", displayName(l.Path))
 			case isTagManifest(l.Path):
-				return bad(name, "lists the tag manifest %s", l.Path)
+				return bad(name, "lists the tag manifest %s", displayName(l.Path))
+			case strings.HasPrefix(l.Path, signatureDir+"/"):
+				return bad(name, "lists %s, which is written after the tag manifest", displayName(l.Path))
 			case !tagFiles[l.Path]:
 				return bad(l.Path, "listed in %s but missing from the bag", name)
 			}
@@ -186,7 +230,7 @@ func checkComplete(bag *Bag, rep *Report) error {
 		return bad("bag-info.txt", "no Payload-Oxum")
 	}
 	if want := fmt.Sprintf("%d.%d", rep.Bytes, rep.Files); oxum != want {
-		return bad("bag-info.txt", "Payload-Oxum is %s, but the payload holds %d bytes in %d files", oxum, rep.Bytes, rep.Files)
+		return bad("bag-info.txt", "Payload-Oxum is %s, but the payload holds %d bytes in %d files", displayName(oxum), rep.Bytes, rep.Files)
 	}
 	return nil
 }
@@ -238,7 +282,7 @@ func checkDigests(fsys fs.FS, bag *Bag) error {
 
 // digests returns a file's SHA-256 and SHA-512.
 func digests(fsys fs.FS, p string) (map[string][]byte, error) {
-	f, err := fsys.Open(p)
+	f, err := openRegular(fsys, p)
 	if err != nil {
 		return nil, err
 	}
@@ -264,6 +308,7 @@ func digestOf(bag *Bag, p string) []byte {
 type content struct {
 	win      Window
 	segments []string // data/traffic/*.age paths
+	startSeq int64    // the export.start entry
 }
 
 // checkDecrypted decrypts every sealed segment and compares its content in
@@ -285,7 +330,7 @@ func checkSegment(fsys fs.FS, bag *Bag, c *content, ids []age.Identity, p string
 		hs[i] = sha256.New()
 		ws[i] = hs[i]
 	}
-	f, err := fsys.Open(p)
+	f, err := openRegular(fsys, p)
 	if err != nil {
 		return bad(p, "%v", err)
 	}

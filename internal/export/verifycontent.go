@@ -38,9 +38,9 @@ func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
 	if err != nil {
 		return nil, bad(verifierKeyFile, "%v", err)
 	}
-	key := strings.TrimSuffix(string(keyText), "\n")
-	if strings.ContainsAny(key, "\r\n\t ") || key == "" {
-		return nil, bad(verifierKeyFile, "not one verifier key on one line")
+	key, err := verifierKey(keyText)
+	if err != nil {
+		return nil, err
 	}
 	ck, err := audit.OpenCheckpoint(cp, key)
 	if err != nil {
@@ -48,13 +48,14 @@ func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
 	}
 	rep.Checkpoint, rep.Verifier = ck.String(), key
 
-	sealed, started, err := checkEntries(fsys, bag, cp, key, order, win, rep)
+	sealed, startSeq, err := checkEntries(fsys, bag, cp, key, order, win, rep)
 	if err != nil {
 		return nil, err
 	}
-	if !started {
+	if startSeq < 0 {
 		return nil, bad(auditDir, "no export.start entry for the order %q", order)
 	}
+	c.startSeq = startSeq
 	if c.segments, err = checkTraffic(bag, sealed, rep); err != nil {
 		return nil, err
 	}
@@ -112,11 +113,11 @@ type sealedEntry struct {
 }
 
 // checkEntries verifies every audit entry's inclusion proof and collects
-// the segment.sealed entries and whether export.start for this order and
-// window is among them.
-func checkEntries(fsys fs.FS, bag *Bag, cp []byte, key, order string, win Window, rep *Report) (map[string]sealedEntry, bool, error) {
+// the segment.sealed entries and the export.start entry for this order and
+// window (-1 when there is none).
+func checkEntries(fsys fs.FS, bag *Bag, cp []byte, key, order string, win Window, rep *Report) (map[string]sealedEntry, int64, error) {
 	sealed := map[string]sealedEntry{}
-	started := false
+	started := int64(-1)
 	orderSum := sha256.Sum256([]byte(order))
 	prefix := auditDir + "/entries/"
 	for _, p := range sortedKeys(bag.Files) {
@@ -125,38 +126,38 @@ func checkEntries(fsys fs.FS, bag *Bag, cp []byte, key, order string, win Window
 			continue
 		}
 		if strings.Contains(rest, "/") {
-			return nil, false, bad(p, "not a file a carrel export writes")
+			return nil, -1, bad(p, "not a file a carrel export writes")
 		}
 		if seq, ok := seqOf(p, ".proof"); ok {
 			if _, ok := bag.Files[entryPath(seq)]; !ok {
-				return nil, false, bad(p, "a proof without its entry %s", entryPath(seq))
+				return nil, -1, bad(p, "a proof without its entry %s", entryPath(seq))
 			}
 			continue
 		}
 		seq, ok := seqOf(p, ".entry")
 		if !ok {
-			return nil, false, bad(p, "not a file a carrel export writes")
+			return nil, -1, bad(p, "not a file a carrel export writes")
 		}
 		if _, ok := bag.Files[proofPath(seq)]; !ok {
-			return nil, false, bad(p, "no inclusion proof %s", proofPath(seq))
+			return nil, -1, bad(p, "no inclusion proof %s", proofPath(seq))
 		}
 		raw, err := readSmall(fsys, p, maxInfoFile)
 		if err != nil {
-			return nil, false, bad(p, "%v", err)
+			return nil, -1, bad(p, "%v", err)
 		}
 		proof, err := readSmall(fsys, proofPath(seq), maxInfoFile)
 		if err != nil {
-			return nil, false, bad(proofPath(seq), "%v", err)
+			return nil, -1, bad(proofPath(seq), "%v", err)
 		}
 		if err := audit.VerifyInclusion(raw, proof, cp, key); err != nil {
-			return nil, false, bad(p, "its inclusion proof does not verify against %s: %v", checkpointFile, err)
+			return nil, -1, bad(p, "its inclusion proof does not verify against %s: %v", checkpointFile, err)
 		}
 		e, err := audit.ParseEntry(raw)
 		if err != nil {
-			return nil, false, bad(p, "%v", err)
+			return nil, -1, bad(p, "%v", err)
 		}
 		if e.Seq != seq {
-			return nil, false, bad(p, "holds entry %d", e.Seq)
+			return nil, -1, bad(p, "holds entry %d", e.Seq)
 		}
 		rep.Entries++
 		switch e.Kind {
@@ -174,10 +175,10 @@ func checkEntries(fsys fs.FS, bag *Bag, cp []byte, key, order string, win Window
 			from, _ := e.Value("from")
 			to, _ := e.Value("to")
 			if !sameTime(from, win.From) || !sameTime(to, win.To) {
-				return nil, false, bad(p, "export.start was for the window %s – %s, bag-info.txt says %s – %s",
-					from, to, win.From.Format(timeLayout), win.To.Format(timeLayout))
+				return nil, -1, bad(p, "export.start was for the window %s – %s, bag-info.txt says %s – %s",
+					displayName(from), displayName(to), win.From.Format(timeLayout), win.To.Format(timeLayout))
 			}
-			started = true
+			started = e.Seq
 		}
 	}
 	return sealed, started, nil
@@ -209,7 +210,7 @@ func checkTraffic(bag *Bag, sealed map[string]sealedEntry, rep *Report) ([]strin
 		}
 		if got := hex.EncodeToString(digestOf(bag, p)); got != entry.sha256 || bag.Files[p] != entry.size {
 			return nil, bad(p, "%d bytes with SHA-256 %s; the audit log recorded %d bytes with %s when it was sealed",
-				bag.Files[p], got, entry.size, entry.sha256)
+				bag.Files[p], got, entry.size, displayName(entry.sha256))
 		}
 		for _, o := range outs {
 			dp := trafficDir + "/" + o
@@ -253,8 +254,8 @@ func checkCustody(fsys fs.FS, bag *Bag, order string, win Window) error {
 	for _, s := range c.Segments {
 		for _, f := range append([]FileJSON{s.Sealed}, s.Content...) {
 			if got := hex.EncodeToString(digestOf(bag, f.Path)); got != f.SHA256 || bag.Files[f.Path] != f.Size {
-				return bad(custodyFile, "gives %s as %d bytes with SHA-256 %s; the bag holds %d bytes with %s",
-					f.Path, f.Size, f.SHA256, bag.Files[f.Path], got)
+				return bad(custodyFile, "gives %s as %d bytes with SHA-256 %q; the bag holds %d bytes with %s",
+					displayName(f.Path), f.Size, truncate(f.SHA256, 140), bag.Files[f.Path], got)
 			}
 		}
 	}
