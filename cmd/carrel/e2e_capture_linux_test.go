@@ -316,7 +316,11 @@ func TestG2CaptureOnlyUnderValidCase(t *testing.T) {
 		t.Logf("the end %s came before the config was applied; trying a later one", end.Format(time.RFC3339))
 		start = time.Now().Add(-time.Minute)
 		l.writeConfig(t, tcase{id: "2026-g2", start: start, end: start.Add(time.Hour)}.toml())
-		waitUntil(t, "capture on again", func() bool { return l.status(t).Mode == "capturing" })
+		again := start.Add(time.Hour).Truncate(time.Second) // the file holds whole seconds
+		waitUntil(t, "capture on again", func() bool {
+			st := l.status(t)
+			return st.Capture != nil && st.Capture.On && st.Capture.Until != nil && st.Capture.Until.Equal(again)
+		})
 	}
 	waitUntil(t, "capture off after the case's end", func() bool {
 		return l.status(t).Mode == "bookings-only" && l.packetSockets(t) == 0
