@@ -1,17 +1,6 @@
 package capture
 
 import (
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"io"
-	"math/big"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,87 +8,12 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/http3"
 
 	"github.com/carrel-lib/carrel/internal/netlab"
 	"github.com/carrel-lib/carrel/internal/testenv"
 )
-
-// selfSigned returns a certificate for names, for the lab's HTTP/3 server
-// (the client does not verify it: only the ClientHello matters here).
-func selfSigned(t *testing.T, names ...string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: names[0]}, DNSNames: names,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-// startH3 runs quic-go's HTTP/3 server on UDP port 443 of the lab's
-// server namespace (both address families), speaking QUIC v1 and v2.
-func startH3(t *testing.T, lab *netlab.Lab, names ...string) {
-	t.Helper()
-	var pc net.PacketConn
-	var err error
-	lab.Do(lab.Server, func() { pc, err = net.ListenPacket("udp", ":443") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http3.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, "hello over HTTP/3 for "+r.Host)
-		}),
-		TLSConfig:  http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{selfSigned(t, names...)}}),
-		QUICConfig: &quic.Config{Versions: []quic.Version{quic.Version1, quic.Version2}},
-	}
-	go srv.Serve(pc)
-	t.Cleanup(func() { srv.Close(); pc.Close() })
-}
-
-// h3Get fetches https://name/ over HTTP/3 from the pc namespace, sending
-// to addr, with QUIC version v, and returns the body.
-func h3Get(t *testing.T, lab *netlab.Lab, name string, addr netip.Addr, v quic.Version) string {
-	t.Helper()
-	var pc net.PacketConn
-	var err error
-	lab.Do(lab.PC, func() { pc, err = net.ListenPacket("udp", ":0") })
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &quic.Transport{Conn: pc}
-	defer tr.Close()
-	rt := &http3.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-		QUICConfig:      &quic.Config{Versions: []quic.Version{v}},
-		Dial: func(ctx context.Context, _ string, tc *tls.Config, qc *quic.Config) (*quic.Conn, error) {
-			return tr.DialEarly(ctx, net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 443)), tc, qc)
-		},
-	}
-	defer rt.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // only stops a hang
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "https://"+name+"/", nil)
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatalf("HTTP/3 GET https://%s/ (QUIC %v): %v", name, v, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
 
 // TestEngineQUIC: real HTTP/3 connections (quic-go client and server, QUIC
 // v1 and v2, IPv4 and IPv6) between the lab's namespaces, captured live by
@@ -125,7 +39,7 @@ func TestEngineQUIC(t *testing.T) {
 		names = append(names, c.name)
 	}
 	slices.Sort(names)
-	startH3(t, lab, names...)
+	lab.StartHTTP3(names...)
 
 	pcap := filepath.Join(lab.Dir, "quic.pcap")
 	// -U: each packet reaches the file as it is captured.
@@ -139,8 +53,8 @@ func TestEngineQUIC(t *testing.T) {
 	startEngine(t, lab, &e, Settings{Sink: sink})
 
 	for _, c := range conns {
-		if body := h3Get(t, lab, c.name, c.addr, c.v); body != "hello over HTTP/3 for "+c.name {
-			t.Fatalf("GET https://%s/ = %q", c.name, body)
+		if body, err := lab.HTTP3Get(c.name, c.addr, c.v); err != nil || body != "hello over HTTP/3 for "+c.name {
+			t.Fatalf("HTTP/3 GET https://%s/ (%v) = %q, %v", c.name, c.v, body, err)
 		}
 	}
 	sendMarker(t, lab, marker)
