@@ -5,8 +5,13 @@ package internal_test
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -62,6 +67,10 @@ func TestBookingsAndTrafficNeverMeet(t *testing.T) {
 			"internal/seal", "internal/export", "internal/misuse", "internal/config", "internal/daemon"},
 		// The misuse controller runs capture and never sees a booking.
 		"internal/misuse": {"internal/booking", "internal/api", "internal/daemon", "internal/export"},
+		// The compliance reports read summaries of both stores (see
+		// TestReportReadsOnlySummaries) and nothing that captures, exports
+		// or serves bookings.
+		"internal/report": {"internal/capture", "internal/misuse", "internal/export", "internal/api", "internal/daemon"},
 	}
 	for from, bans := range forbidden {
 		p, ok := pkgs[from]
@@ -79,6 +88,12 @@ func TestBookingsAndTrafficNeverMeet(t *testing.T) {
 				if from == "internal/seal" && ban == "internal/capture" {
 					continue
 				}
+				// report's tests drive the real service (daemon, API,
+				// capture, export) through a year to make their fixture;
+				// its own code is held to summaries below.
+				if from == "internal/report" {
+					continue
+				}
 				if imp == mod+ban {
 					t.Errorf("tests of %s import %s", from, ban)
 				}
@@ -89,11 +104,13 @@ func TestBookingsAndTrafficNeverMeet(t *testing.T) {
 
 // TestOnlyExportReadsBoth: no package but export imports both the booking
 // register and a traffic package. The daemon wires bookings, and hands
-// traffic to package misuse, so it never holds both itself.
+// traffic to package misuse, so it never holds both itself. Package report
+// imports both for their summaries only, which
+// TestReportReadsOnlySummaries holds it to.
 func TestOnlyExportReadsBoth(t *testing.T) {
 	pkgs := listPackages(t)
 	for name, p := range pkgs {
-		if name == "internal/export" {
+		if name == "internal/export" || name == "internal/report" {
 			continue
 		}
 		imports := append(append([]string(nil), p.Imports...), p.TestImports...)
@@ -115,4 +132,128 @@ func transitive(t *testing.T, path string) []string {
 		t.Fatalf("go list -deps %s: %v", path, err)
 	}
 	return strings.Fields(string(out))
+}
+
+// reportMayUse is everything package report may name of the booking
+// register and the traffic store: a function that opens the store
+// read-only and returns counts, sizes and time ranges, its result types,
+// and the sentinel that says there is no store.
+var reportMayUse = map[string][]string{
+	mod + "internal/booking": {"ReadSummary", "Summary", "ErrNotExist"},
+	mod + "internal/seal":    {"ReadSummary", "Summary", "CaseSummary", "HoldSummary", "ErrNoStore"},
+}
+
+// TestReportReadsOnlySummaries: the compliance reports (internal/report)
+// read the booking register and the traffic store only through their
+// summary functions (issue 13). Every name report's code uses of either
+// package is in reportMayUse, it opens no database itself, and the
+// summary types hold no booking reference, card hash, segment name or
+// record: so it can never put booking rows beside traffic rows.
+func TestReportReadsOnlySummaries(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob(filepath.Join("report", "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no source of internal/report found: %v", err)
+	}
+	used := map[string]bool{}
+	for _, file := range files {
+		if strings.HasSuffix(file, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]string{} // local name -> import path
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			switch path {
+			case "database/sql", mod + "internal/sqlitedb", "github.com/mattn/go-sqlite3":
+				t.Errorf("%s imports %s: report reads stores only through their summaries", file, path)
+			}
+			if _, ok := reportMayUse[path]; !ok {
+				continue
+			}
+			name := filepath.Base(path)
+			if imp.Name != nil {
+				name = imp.Name.Name
+			}
+			if name == "_" || name == "." {
+				t.Errorf("%s imports %s as %q: name what it uses", file, path, name)
+			}
+			names[name] = path
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			sel, ok := n.(*ast.SelectorExpr)
+			if !ok {
+				return true
+			}
+			id, ok := sel.X.(*ast.Ident)
+			if !ok {
+				return true
+			}
+			path, ok := names[id.Name]
+			if !ok || id.Obj != nil { // a local variable shadowing the import
+				return true
+			}
+			used[path+"."+sel.Sel.Name] = true
+			if !slices.Contains(reportMayUse[path], sel.Sel.Name) {
+				t.Errorf("%s: report uses %s.%s; it may use only %v of %s", fset.Position(sel.Pos()), id.Name, sel.Sel.Name,
+					reportMayUse[path], strings.TrimPrefix(path, mod))
+			}
+			return true
+		})
+	}
+	for _, want := range []string{mod + "internal/booking.ReadSummary", mod + "internal/seal.ReadSummary"} {
+		if !used[want] {
+			t.Errorf("report does not call %s: the check above would pass vacuously", strings.TrimPrefix(want, mod))
+		}
+	}
+	// The summary types: counts, sizes, times, case ids and court order
+	// references only.
+	allowedFields := map[string]bool{"Case": true, "OrderRef": true, "OrderSHA256": true, "Format": true, "Cases": true, "Holds": true}
+	for path, file := range map[string]string{"booking": filepath.Join("booking", "summary.go"), "seal": filepath.Join("seal", "summary.go")} {
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			ts, ok := n.(*ast.TypeSpec)
+			if !ok {
+				return true
+			}
+			st, ok := ts.Type.(*ast.StructType)
+			if !ok || !strings.HasSuffix(ts.Name.Name, "Summary") {
+				return true
+			}
+			for _, fld := range st.Fields.List {
+				typ := exprString(fld.Type)
+				for _, name := range fld.Names {
+					switch typ {
+					case "int", "int64", "time.Time":
+					default:
+						if !allowedFields[name.Name] {
+							t.Errorf("%s.%s.%s is a %s: a summary holds only counts, sizes, times, case ids and order references",
+								path, ts.Name.Name, name.Name, typ)
+						}
+					}
+				}
+			}
+			return true
+		})
+	}
+}
+
+func exprString(e ast.Expr) string {
+	switch x := e.(type) {
+	case *ast.Ident:
+		return x.Name
+	case *ast.SelectorExpr:
+		return exprString(x.X) + "." + x.Sel.Name
+	case *ast.ArrayType:
+		return "[]" + exprString(x.Elt)
+	case *ast.StarExpr:
+		return "*" + exprString(x.X)
+	}
+	return "?"
 }

@@ -69,6 +69,7 @@ type BreachLog struct {
 	Captures      int              `json:"capture_starts"`
 	HoldsPlaced   int              `json:"holds_placed"`
 	HoldsReleased int              `json:"holds_released"`
+	PatronLookups int              `json:"patron_lookups"`
 }
 
 // KeyEvent is a key.created entry.
@@ -129,7 +130,7 @@ func BuildBreach(f *Facts, since time.Time, lang string, loc *time.Location) *Br
 	}
 	b.Log.Kinds = counts(kinds)
 	cfg, api, svc := configAPIService(f, p, f.Now)
-	b.Log.ConfigChanges, b.Log.Rejected, b.Log.API = cfg.Accepted, cfg.Rejected, api
+	b.Log.ConfigChanges, b.Log.Rejected, b.Log.API, b.Log.PatronLookups = cfg.Accepted, cfg.Rejected, api, cfg.PatronLookups
 	b.Log.Unclean, b.Log.Starts = svc.Unclean, svc.Starts
 
 	dir := f.Config.Storage.DataDir
@@ -192,6 +193,7 @@ func (b *Breach) document(tr printer) *document {
 		{tr.t("breach.log.captures"), tr.num(int64(l.Captures))},
 		{tr.t("traffic.holds"), tr.t("traffic.holds.value", l.HoldsPlaced, l.HoldsReleased)},
 		{tr.t("breach.log.exports"), tr.num(int64(len(l.Exports)))},
+		{tr.t("breach.log.lookups"), tr.num(int64(l.PatronLookups))},
 	}}
 	rejT := table{Caption: tr.t("config.rejectedlist"), Head: []string{tr.t("col.at"), tr.t("col.problems")}, Empty: tr.t("none")}
 	for _, c := range l.Rejected {

@@ -51,6 +51,7 @@ var (
 	refusedCaseAt        = time.Date(2025, 9, 1, 9, 30, 0, 0, time.UTC)
 	badConfigAt          = time.Date(2025, 10, 6, 11, 30, 0, 0, time.UTC)
 	exportAt             = time.Date(2025, 4, 2, 10, 30, 0, 0, time.UTC)
+	lookupAt             = time.Date(2025, 11, 10, 13, 0, 0, 0, time.UTC)
 	orderRef             = "BS-1234/2025"
 )
 
@@ -235,6 +236,11 @@ func scriptedYear(dir string) error {
 			y.cases += caseTable("2025-09", "packets", "Carl Dahl", "Carl Dahl", refusedCaseAt, refusedCaseAt.Add(24*time.Hour), refusedCaseAt.Add(10*24*time.Hour))
 			if err := y.reload(audit.CaseRejected); err != nil {
 				return err
+			}
+		case now.Equal(lookupAt):
+			// A patron's access request: staff look up one card's bookings.
+			if _, err := y.client.ByPatron(ctx, "0000000004"); err != nil {
+				return fmt.Errorf("patron look-up: %w", err)
 			}
 		case now.Equal(badConfigAt.Truncate(time.Hour)):
 			if err := y.writeConfig("retention = \"forever\"\n"); err != nil {

@@ -20,6 +20,9 @@ type document struct {
 	Meta     []pair
 	Sections []section
 	Footer   string
+	// PageFoot is printed at the foot of every printed page beside the
+	// title: the PC and the moment the report was made.
+	PageFoot string
 }
 
 type pair struct{ Label, Value string }

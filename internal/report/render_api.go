@@ -28,7 +28,9 @@ func Render(rep Report, format string) ([]byte, error) {
 	case "text":
 		return append(renderText(rep.document(tr)), '\n'), nil
 	case "html":
-		return renderHTML(rep.document(tr))
+		d := rep.document(tr)
+		d.PageFoot = tr.t("meta.pc") + " " + m.PC + " · " + tr.stamp(m.Made)
+		return renderHTML(d)
 	case "json":
 		return renderJSON(rep)
 	}

@@ -258,10 +258,15 @@ type ExportReview struct {
 	Why      string    `json:"why"`
 }
 
-// ConfigReview counts config changes.
+// ConfigReview counts config changes and staff look-ups.
 type ConfigReview struct {
 	Accepted int              `json:"accepted"`
 	Rejected []RejectedConfig `json:"rejected"`
+	// PatronLookups counts access-request look-ups of one patron card's
+	// bookings (booking.patron-lookup), and PatronLookupsFound the bookings
+	// they found.
+	PatronLookups      int   `json:"patron_lookups"`
+	PatronLookupsFound int64 `json:"patron_lookups_found"`
 }
 
 // RejectedConfig is one refused config file.
@@ -786,6 +791,11 @@ func configAPIService(f *Facts, p Period, end time.Time) (ConfigReview, []Count,
 		case audit.APIRefused:
 			if in {
 				api[val(e, "why")]++
+			}
+		case audit.BookingPatronLookup:
+			if in {
+				c.PatronLookups++
+				c.PatronLookupsFound += num(e, "found")
 			}
 		}
 	}

@@ -176,6 +176,7 @@ func (r *Review) document(tr printer) *document {
 	cf := section{Heading: tr.t("h.config"), Facts: []pair{
 		{tr.t("config.accepted"), tr.num(int64(r.Config.Accepted))},
 		{tr.t("config.rejected"), tr.num(int64(len(r.Config.Rejected)))},
+		{tr.t("config.lookups"), tr.t("config.lookups.value", r.Config.PatronLookups, r.Config.PatronLookupsFound)},
 	}}
 	rejT := table{Caption: tr.t("config.rejectedlist"), Head: []string{tr.t("col.at"), tr.t("col.problems")}, Empty: tr.t("none")}
 	for _, c := range r.Config.Rejected {
