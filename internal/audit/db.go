@@ -61,6 +61,39 @@ var migrations = []string{
 	// Version 2 entries record the size of the latest checkpoint (Entry);
 	// version 1 entries keep NULL.
 	`ALTER TABLE entries ADD COLUMN checkpoint INTEGER;`,
+	// Witnesses (witness.go): cosignatures holds each cosignature a witness
+	// returned, beside the checkpoint it signs, byte for byte as received;
+	// witnesses holds what the service knows of each configured witness:
+	// the tree size it last cosigned (the "old" of the next add-checkpoint),
+	// its last error, and a refusal waiting for an administrator's
+	// acknowledgement. Neither table is part of the hashed log: a
+	// cosignature is checked against the witness's key, and a refusal is
+	// recorded as a witness.refused entry.
+	`CREATE TABLE cosignatures (
+		checkpoint INTEGER NOT NULL REFERENCES checkpoints (id),
+		witness    TEXT NOT NULL,
+		key_hash   INTEGER NOT NULL,
+		line       TEXT NOT NULL,
+		signed     TEXT NOT NULL,
+		received   TEXT NOT NULL,
+		PRIMARY KEY (checkpoint, witness, key_hash)
+	) WITHOUT ROWID;
+	CREATE TABLE witnesses (
+		name           TEXT PRIMARY KEY,
+		key            TEXT NOT NULL,
+		size           INTEGER NOT NULL DEFAULT 0,
+		cosigned       TEXT NOT NULL DEFAULT '',
+		error          TEXT NOT NULL DEFAULT '',
+		error_at       TEXT NOT NULL DEFAULT '',
+		refused_why    TEXT NOT NULL DEFAULT '',
+		refused_detail TEXT NOT NULL DEFAULT '',
+		refused_at     TEXT NOT NULL DEFAULT '',
+		refused_size   INTEGER NOT NULL DEFAULT 0,
+		refused_log    INTEGER NOT NULL DEFAULT 0,
+		refused_entry  INTEGER NOT NULL DEFAULT -1,
+		acked_at       TEXT NOT NULL DEFAULT '',
+		acked_by       TEXT NOT NULL DEFAULT ''
+	) WITHOUT ROWID;`,
 }
 
 // openDB opens audit.db: for writing (creating and migrating it), or only for

@@ -22,7 +22,12 @@
 // librarian runs `carrel audit checkpoint > file` now and then, keeps the
 // file and the verifier key (`carrel audit key`) elsewhere, and
 // `carrel audit verify --trusted file --verifier KEY` proves the current log
-// extends it.
+// extends it. Witnesses (c2sp.org/tlog-witness) do the same without anyone
+// copying a file: the service pushes each checkpoint to them (package
+// witness), and they cosign it only when the log extends what they
+// cosigned before. witness.go keeps their cosignatures beside the
+// checkpoints and their refusals; Verify checks every stored cosignature
+// with filippo.io/torchwood's cosignature verifier (cosign.go).
 //
 // Entries never carry personal data (kinds.go says what each kind holds).
 //

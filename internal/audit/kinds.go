@@ -64,6 +64,23 @@ const (
 	// ReportWritten: `carrel report … --out FILE` wrote a compliance report;
 	// its SHA-256 lets a filed copy be shown to be the one carrel made.
 	ReportWritten Kind = "report.written" // report (review|processing|breach), format, lang, sha256, bytes
+
+	// Witnesses (c2sp.org/tlog-witness). Cosignatures themselves are not
+	// entries: they are kept beside the checkpoints (witness.go).
+	//
+	// WitnessRefused: a witness refused to cosign because this log is not
+	// an extension of what it cosigned before: why is not-extension (the
+	// log was rewritten, or restarted with its key kept), rolled-back (the
+	// witness cosigned more entries than the log has) or key-not-trusted
+	// (the witness knows the log's origin with another key: the log was
+	// started again with a new key). witness_size is the size the witness
+	// holds (0 when it did not say), log_size that of the checkpoint it
+	// refused. `carrel status` shows it until an administrator
+	// acknowledges it.
+	WitnessRefused Kind = "witness.refused" // witness, why, witness_size, log_size
+	// WitnessAcknowledged: an administrator acknowledged a refusal (`carrel
+	// audit witness ack NAME`); refusal is the witness.refused entry.
+	WitnessAcknowledged Kind = "witness.acknowledged" // witness, why, refusal
 )
 
 type fieldSpec struct {
@@ -145,6 +162,11 @@ var kinds = map[Kind]kindSpec{
 	ReportWritten: {fields: map[string]fieldSpec{
 		"report": req(TypeToken), "format": req(TypeToken), "lang": req(TypeToken), "sha256": req(TypeHash),
 		"bytes": req(TypeInt)}},
+
+	WitnessRefused: {fields: map[string]fieldSpec{
+		"witness": req(TypeToken), "why": req(TypeToken), "witness_size": req(TypeInt), "log_size": req(TypeInt)}},
+	WitnessAcknowledged: {fields: map[string]fieldSpec{
+		"witness": req(TypeToken), "why": req(TypeToken), "refusal": req(TypeInt)}},
 }
 
 // Kinds returns every declared kind in name order, for documentation and

@@ -1,11 +1,14 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -63,6 +66,15 @@ type VerifyOptions struct {
 	// a key the log itself recorded in a key.created entry (which whoever
 	// replaced the log could also have replaced).
 	Verifiers []string
+	// WitnessKeys are witness verifier keys (tlog-cosignature, type 4).
+	// Every stored cosignature by one of them, and every cosignature by
+	// one of them on Trusted, must verify; Report.Witnessed names the
+	// latest checkpoint at least Quorum of them cosigned. Cosignatures by
+	// other witnesses are counted as unchecked.
+	WitnessKeys []string
+	// Quorum is how many of WitnessKeys make a checkpoint witnessed; at
+	// least 1.
+	Quorum int
 }
 
 // Report is what a successful Verify found.
@@ -73,6 +85,20 @@ type Report struct {
 	Latest      *Checkpoint // nil when there is none
 	Trusted     *Checkpoint // nil without VerifyOptions.Trusted
 	Keys        []string    // verifier keys the checkpoints were checked with
+
+	// Cosignatures is how many stored cosignatures verified with
+	// VerifyOptions.WitnessKeys; Unchecked how many are by witnesses whose
+	// key was not given.
+	Cosignatures, Unchecked int
+	// Witnessed is the latest checkpoint cosigned by Quorum of the witness
+	// keys (nil when none is), WitnessedBy the names of the witnesses that
+	// cosigned it, and Quorum the quorum applied.
+	Witnessed   *Checkpoint
+	WitnessedBy []string
+	Quorum      int
+	// TrustedWitnesses names the witnesses whose cosignatures on the
+	// trusted checkpoint verified.
+	TrustedWitnesses []string
 }
 
 // String is the one-line summary `carrel audit verify` prints.
@@ -84,6 +110,18 @@ func (r Report) String() string {
 	}
 	if r.Trusted != nil {
 		fmt.Fprintf(&b, ", extends the trusted checkpoint of size %d", r.Trusted.Size)
+		if len(r.TrustedWitnesses) > 0 {
+			fmt.Fprintf(&b, " (cosigned by %s)", strings.Join(r.TrustedWitnesses, ", "))
+		}
+	}
+	if r.Witnessed != nil {
+		fmt.Fprintf(&b, ", witnessed up to %d by %s", r.Witnessed.Size, strings.Join(r.WitnessedBy, ", "))
+	}
+	if r.Cosignatures+r.Unchecked > 0 {
+		fmt.Fprintf(&b, ", %d cosignatures checked", r.Cosignatures)
+		if r.Unchecked > 0 {
+			fmt.Fprintf(&b, " (%d by witnesses whose key was not given)", r.Unchecked)
+		}
 	}
 	fmt.Fprintf(&b, ", root %s", r.Root)
 	return b.String()
@@ -93,6 +131,13 @@ func (r Report) String() string {
 // on the PC, the signing key included, is in the hands of whoever
 // administers it.
 func (r Report) Limits() string {
+	if r.Trusted == nil && r.Witnessed != nil {
+		if r.Witnessed.Size == r.Entries {
+			return "the whole log is as the witnesses saw it when they cosigned its latest checkpoint"
+		}
+		return fmt.Sprintf("entries 0–%d are as the witnesses saw them when they cosigned; entries %d–%d rest on this PC's key alone "+
+			"until a witness cosigns a newer checkpoint", r.Witnessed.Size-1, r.Witnessed.Size, r.Entries-1)
+	}
 	if r.Trusted == nil {
 		return "not compared with a checkpoint kept off the PC: a log cut back to one of its own checkpoints, " +
 			"or rewritten and signed again with this PC's key, looks the same on the PC; only a checkpoint " +
@@ -144,6 +189,7 @@ func (l *Log) Verify(ctx context.Context, opts VerifyOptions) (Report, error) {
 	v := &verification{ctx: ctx, tx: tx, origin: origin, keys: map[string]int64{}, firstV2: -1}
 	steps := []func() error{v.entries, v.orphanFields, v.storedHashes, v.signingKeys,
 		func() error { return v.checkpoints(opts.Verifiers) }, v.records,
+		func() error { return v.cosignatures(opts.WitnessKeys, opts.Quorum) },
 		func() error { return v.trusted(opts.Trusted) }, v.covered}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -169,6 +215,9 @@ type verification struct {
 	recorded []int64 // each entry's checkpoint size; -1 for version 1
 	firstV2  int64   // the first version 2 entry, or -1
 	sizes    []int64 // the stored checkpoints' sizes, in order
+
+	witnessKeys []WitnessKey
+	names       map[int64][]string // checkpoint id → witnesses whose cosignature verified
 }
 
 func (v *verification) reader() tlog.HashReader {
@@ -477,5 +526,127 @@ func (v *verification) trusted(msg []byte) error {
 		return otherError("trusted checkpoint", "%v", err)
 	}
 	v.report.Trusted = &c
+	// A cosigned checkpoint (`carrel audit checkpoint --cosigned`) carries
+	// the witnesses' lines after the log's; each by a given witness key
+	// must verify.
+	own, others, err := splitNoteSignatures(msg, c.Origin)
+	if err != nil {
+		return otherError("trusted checkpoint", "%v", err)
+	}
+	base := c
+	base.Note = own
+	for _, line := range others {
+		cs, _, err := VerifyCosignature(base, line, v.witnessKeys)
+		switch {
+		case errors.Is(err, ErrUnknownWitness):
+		case err != nil:
+			return otherError("trusted checkpoint", "%v", err)
+		default:
+			v.report.TrustedWitnesses = append(v.report.TrustedWitnesses, cs.Witness)
+		}
+	}
 	return nil
+}
+
+// splitNoteSignatures returns a signed note with only the signature lines
+// by key name origin, and the other signature lines.
+func splitNoteSignatures(msg []byte, origin string) ([]byte, []string, error) {
+	i := bytes.LastIndex(msg, []byte("\n\n"))
+	if i < 0 {
+		return nil, nil, fmt.Errorf("malformed note: no signature block")
+	}
+	own := bytes.Clone(msg[:i+2])
+	var others []string
+	for _, line := range strings.SplitAfter(string(msg[i+2:]), "\n") {
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "— "+origin+" ") {
+			own = append(own, line...)
+		} else {
+			others = append(others, line)
+		}
+	}
+	return own, others, nil
+}
+
+// cosignatures checks every stored cosignature: it must be for a stored
+// checkpoint, and one by a given witness key must verify on it. The latest
+// checkpoint cosigned by quorum of the keys is the witnessed one.
+func (v *verification) cosignatures(keys []string, quorum int) error {
+	wks, err := ParseWitnessKeys(keys)
+	if err != nil {
+		return err
+	}
+	v.witnessKeys = wks
+	quorum = max(quorum, 1)
+	v.report.Quorum = quorum
+	rows, err := v.tx.QueryContext(v.ctx, `SELECT s.checkpoint, c.note, s.witness, s.key_hash, s.line
+		FROM cosignatures s LEFT JOIN checkpoints c ON c.id = s.checkpoint ORDER BY s.checkpoint, s.witness, s.key_hash`)
+	if err != nil {
+		return fmt.Errorf("reading cosignatures: %w", err)
+	}
+	defer rows.Close()
+	by := map[int64][]string{}
+	cps := map[int64]Checkpoint{}
+	for rows.Next() {
+		var id, keyHash int64
+		var msg sql.NullString
+		var name, line string
+		if err := rows.Scan(&id, &msg, &name, &keyHash, &line); err != nil {
+			return fmt.Errorf("reading cosignatures: %w", err)
+		}
+		what := fmt.Sprintf("cosignature by %s on checkpoint %d", name, id)
+		if !msg.Valid {
+			return otherError(what, "is for a checkpoint audit.db no longer holds: checkpoints were deleted")
+		}
+		cp, err := parseStoredCheckpoint([]byte(msg.String))
+		if err != nil {
+			return otherError(what, "%v", err)
+		}
+		what = fmt.Sprintf("cosignature by %s on checkpoint %d (size %d)", name, id, cp.Size)
+		lineName, sig, err := splitSignatureLine(line)
+		if err != nil {
+			return otherError(what, "%v", err)
+		}
+		if lineName != name || int64(binary.BigEndian.Uint32(sig)) != keyHash {
+			return otherError(what, "its signature line names another witness or key: the stored cosignature was changed")
+		}
+		cs, k, err := VerifyCosignature(cp, line, wks)
+		switch {
+		case errors.Is(err, ErrUnknownWitness):
+			v.report.Unchecked++
+			continue
+		case err != nil:
+			return otherError(what, "%v", err)
+		}
+		v.report.Cosignatures++
+		if !slices.Contains(by[id], k.Text) {
+			by[id] = append(by[id], k.Text)
+			cps[id] = cp
+			v.witnessedBy(id, cs.Witness)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading cosignatures: %w", err)
+	}
+	best := int64(-1)
+	for id, ks := range by {
+		if len(ks) >= quorum && id > best {
+			best = id
+		}
+	}
+	if best >= 0 {
+		cp := cps[best]
+		v.report.Witnessed = &cp
+		v.report.WitnessedBy = v.names[best]
+	}
+	return nil
+}
+
+func (v *verification) witnessedBy(id int64, name string) {
+	if v.names == nil {
+		v.names = map[int64][]string{}
+	}
+	v.names[id] = append(v.names[id], name)
 }
