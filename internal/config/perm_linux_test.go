@@ -152,6 +152,7 @@ func TestLoadPermissionsOwner(t *testing.T) {
 	}{
 		{"file of nobody", func(t *testing.T, dir string) string {
 			p := write(t, dir, "c.toml", 0o600)
+			os.WriteFile(p, []byte("not = [toml"), 0o600) // refused unread: no content problem
 			giveAway(t, p)
 			return p
 		}, "/c.toml"},
@@ -175,6 +176,10 @@ func TestLoadPermissionsOwner(t *testing.T) {
 			var pe *PermissionError
 			if !errors.As(err, &pe) {
 				t.Fatalf("Load() = %v; want a refusal naming %s", err, tt.wantBad)
+			}
+			var ps Problems
+			if errors.As(err, &ps) {
+				t.Errorf("Load() read a file another account controls: %v", ps)
 			}
 			for _, p := range pe.Problems {
 				if strings.HasSuffix(p.Path, tt.wantBad) && strings.Contains(p.Why, "owned by uid 65534") && p.Fix != "" {

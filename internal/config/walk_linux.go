@@ -82,6 +82,9 @@ func (w *walker) walk(p string, kind leafKind) (parent, leaf node, err error) {
 	if err := w.judgeFD(stack[0], false); err != nil {
 		return node{}, node{}, err
 	}
+	if len(w.problems) > 0 {
+		return node{}, node{}, errRefused
+	}
 	queue := components(abs)
 	for len(queue) > 0 {
 		name := queue[0]
@@ -119,9 +122,17 @@ func (w *walker) walk(p string, kind leafKind) (parent, leaf node, err error) {
 			unix.Close(fd)
 			return node{}, node{}, &fs.PathError{Op: "stat", Path: full, Err: err}
 		}
+		// Nothing is looked up below a folder or through a link that
+		// another account controls: the path is refused there, and what
+		// lies beyond (a FUSE mount that never answers) is not touched.
+		before := len(w.problems)
 		switch st.Mode & unix.S_IFMT {
 		case unix.S_IFLNK:
 			w.problems = append(w.problems, judgeStat(full, &st, w.self, false)...)
+			if len(w.problems) > before {
+				unix.Close(fd)
+				return node{}, node{}, errRefused
+			}
 			target, err := readlinkFD(fd)
 			unix.Close(fd)
 			if err != nil {
@@ -140,6 +151,10 @@ func (w *walker) walk(p string, kind leafKind) (parent, leaf node, err error) {
 			queue = append(components(target), queue...)
 		case unix.S_IFDIR:
 			w.problems = append(w.problems, judgeStat(full, &st, w.self, false)...)
+			if len(w.problems) > before && len(queue) > 0 {
+				unix.Close(fd)
+				return node{}, node{}, errRefused
+			}
 			stack = append(stack, node{fd, full})
 		default:
 			if len(queue) > 0 {
@@ -288,6 +303,9 @@ func openConfig(path string) (*os.File, []PathProblem, error) {
 	}
 	if want.Mode&unix.S_IFMT != unix.S_IFREG || parent.fd < 0 {
 		return nil, w.problems, nil // "not a regular file" is among the problems
+	}
+	if want.Uid != 0 && want.Uid != w.self {
+		return nil, w.problems, nil // another account's file: refused unread
 	}
 	fd, err := unix.Openat(parent.fd, filepath.Base(leaf.path), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {

@@ -763,3 +763,16 @@ pcs = ["*"]
 		t.Errorf("status = %s %+v; want bookings-only and no case", st.Mode, st.Capture)
 	}
 }
+
+// TestLogNamesDataFolder: files are opened through the held data folder
+// (/proc/self/fd/N), but the service log names the folder itself.
+func TestLogNamesDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, "")
+	h := start(t, dir, nil)
+	h.stop(t)
+	log := h.log.String()
+	if !strings.Contains(log, "data="+filepath.Join(dir, "data")) || strings.Contains(log, "/proc/self/fd") {
+		t.Errorf("service log does not name the data folder, or names the descriptor:\n%s", log)
+	}
+}
