@@ -505,3 +505,26 @@ func TestControllerRetentionFreesQuota(t *testing.T) {
 		t.Errorf("capture resumed at t0%+v; want at the hourly purge, t0+2h", at)
 	}
 }
+
+// TestStatusUntilFollowsEnd: when the running case's end moves (ended_at
+// added, end changed) capture goes on, and status says the new end.
+func TestStatusUntilFollowsEnd(t *testing.T) {
+	r := newRig(t)
+	r.step(hour, event{kind: evBegin, cfg: conf(t, nil, tcase{id: "2026-a"}.String())})
+	for _, c := range []tcase{
+		{id: "2026-a", endedAt: t0.Add(3 * hour)},
+		{id: "2026-a", end: t0.Add(2 * day)},
+	} {
+		r.step(2*hour, event{kind: evConfig, cfg: conf(t, nil, c.String())})
+		want := c.end
+		if !c.endedAt.IsZero() {
+			want = c.endedAt
+		}
+		if st := r.c.Status(); !st.On || !st.Until.Equal(want) {
+			t.Errorf("after the end moved to %v: status on %v until %v", want, st.On, st.Until)
+		}
+	}
+	if n := r.eng.starts; n != 1 {
+		t.Errorf("the engine was started %d times; want once, the run goes on", n)
+	}
+}
