@@ -209,16 +209,13 @@ func (b *Breach) document(tr printer) *document {
 		if order == "" {
 			order = "sha256 " + short(e.OrderSHA256)
 		}
-		exT.Rows = append(exT.Rows, []string{tr.time(e.At), order, tr.time(e.From) + " – " + tr.time(e.To), tr.t("export." + e.Result)})
+		exT.Rows = append(exT.Rows, []string{tr.time(e.At), order, tr.time(e.From) + " – " + tr.time(e.To), exportResult(e, tr)})
 	}
 	keyT := table{Caption: tr.t("breach.log.keys"), Head: []string{tr.t("col.at"), tr.t("col.key"), tr.t("col.fingerprint")}, Empty: tr.t("none")}
 	for _, k := range l.KeyEvents {
 		keyT.Rows = append(keyT.Rows, []string{tr.time(k.At), tr.tOr("keyname.", k.Key), short(k.Fingerprint)})
 	}
-	unT := table{Caption: tr.t("service.uncleanlist"), Head: []string{tr.t("col.noticed"), tr.t("col.lastalive")}, Empty: tr.t("none")}
-	for _, u := range l.Unclean {
-		unT.Rows = append(unT.Rows, []string{tr.time(u.Noticed), tr.timep(u.LastAlive)})
-	}
+	unT := uncleanTable(l.Unclean, tr)
 	kindT := table{Caption: tr.t("audit.kinds"), Head: []string{tr.t("col.kind"), tr.t("col.count")}, Right: []bool{false, true}, Empty: tr.t("none")}
 	for _, k := range l.Kinds {
 		kindT.Rows = append(kindT.Rows, []string{k.What, tr.num(int64(k.Count))})

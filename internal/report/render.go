@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -96,7 +97,23 @@ func renderText(d *document) []byte {
 	if d.Footer != "" {
 		b.WriteString("\n" + wrap(d.Footer, textWidth, "") + "\n")
 	}
-	return bytes.TrimRight(b.Bytes(), "\n")
+	return []byte(printable(strings.TrimRight(b.String(), "\n")))
+}
+
+// printable escapes what could paint a terminal: control characters
+// (but the line breaks the renderer wrote) and bidirectional overrides.
+// Names in a report come from the config and the stores, which others
+// typed.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' {
+			return r
+		}
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 func writePairs(b *bytes.Buffer, ps []pair, indent string) {

@@ -256,6 +256,9 @@ type ExportReview struct {
 	Files    int64     `json:"files"`
 	Bytes    int64     `json:"bytes"`
 	Why      string    `json:"why"`
+	// Cleaned is the outcome of removing the partial bundle an interrupted
+	// export left (export.cleaned); empty when there was none.
+	Cleaned string `json:"cleaned,omitempty"`
 }
 
 // ConfigReview counts config changes and staff look-ups.
@@ -291,6 +294,9 @@ type ServiceReview struct {
 type UncleanStop struct {
 	Noticed   time.Time  `json:"noticed"`
 	LastAlive *time.Time `json:"last_alive,omitempty"`
+	// Boot says whether the PC itself restarted meanwhile: same, changed
+	// or unknown; empty when the entry does not say.
+	Boot string `json:"boot,omitempty"`
 }
 
 // AuditReview is the state of the audit log.
@@ -729,6 +735,15 @@ func exports(f *Facts, p Period) []ExportReview {
 			open[sum] = len(out)
 			out = append(out, ExportReview{At: e.Time.UTC(), OrderSHA256: sum, OrderRef: refs[sum], From: at(e, "from").UTC(),
 				To: at(e, "to").UTC(), PCs: num(e, "pcs"), Result: "unfinished"})
+		case audit.ExportCleaned:
+			// A partial bundle left by an interrupted export was removed:
+			// note it on the newest export under that order.
+			for i := len(out) - 1; i >= 0; i-- {
+				if out[i].OrderSHA256 == sum {
+					out[i].Cleaned = val(e, "outcome")
+					break
+				}
+			}
 		case audit.ExportEnd, audit.ExportFail:
 			i, ok := open[sum]
 			if !ok {
@@ -774,7 +789,7 @@ func configAPIService(f *Facts, p Period, end time.Time) (ConfigReview, []Count,
 			}
 		case audit.ServiceUncleanStop:
 			if in {
-				s.Unclean = append(s.Unclean, UncleanStop{Noticed: e.Time.UTC(), LastAlive: ptr(at(e, "last_alive"))})
+				s.Unclean = append(s.Unclean, UncleanStop{Noticed: e.Time.UTC(), LastAlive: ptr(at(e, "last_alive")), Boot: val(e, "boot")})
 			}
 		case audit.BookingInterrupted:
 			if in {
@@ -790,7 +805,8 @@ func configAPIService(f *Facts, p Period, end time.Time) (ConfigReview, []Count,
 			}
 		case audit.APIRefused:
 			if in {
-				api[val(e, "why")]++
+				// One entry may stand for a flood of refusals (count).
+				api[val(e, "why")] += int(max(num(e, "count"), 1))
 			}
 		case audit.BookingPatronLookup:
 			if in {

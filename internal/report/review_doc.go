@@ -168,7 +168,7 @@ func (r *Review) document(tr printer) *document {
 			pcs = tr.t("export.allpcs")
 		}
 		exT.Rows = append(exT.Rows, []string{tr.time(e.At), order, tr.time(e.From) + " – " + tr.time(e.To), pcs,
-			tr.t("export." + e.Result), tr.num(e.Files), tr.bytes(e.Bytes)})
+			exportResult(e, tr), tr.num(e.Files), tr.bytes(e.Bytes)})
 	}
 	ex.Tables = []table{exT}
 	d.Sections = append(d.Sections, ex)
@@ -201,10 +201,7 @@ func (r *Review) document(tr printer) *document {
 		{tr.t("service.interrupted"), tr.num(sv.Interrupted)},
 		{tr.t("service.up"), tr.t("service.up.value", tr.dur(secs(sv.UpSeconds)), tr.dur(secs(sv.PeriodLength)))},
 	}}
-	unT := table{Caption: tr.t("service.uncleanlist"), Head: []string{tr.t("col.noticed"), tr.t("col.lastalive")}, Empty: tr.t("none")}
-	for _, u := range sv.Unclean {
-		unT.Rows = append(unT.Rows, []string{tr.time(u.Noticed), tr.timep(u.LastAlive)})
-	}
+	unT := uncleanTable(sv.Unclean, tr)
 	svS.Tables = []table{unT}
 	d.Sections = append(d.Sections, svS)
 
@@ -251,3 +248,19 @@ func orDash(s string) string {
 
 // days is a helper for the processing and breach reports.
 func days(d time.Duration) float64 { return float64(d) / float64(24*time.Hour) }
+
+func exportResult(e ExportReview, tr printer) string {
+	s := tr.t("export." + e.Result)
+	if e.Cleaned != "" {
+		s += "; " + tr.t("export.cleaned", e.Cleaned)
+	}
+	return s
+}
+
+func uncleanTable(us []UncleanStop, tr printer) table {
+	t := table{Caption: tr.t("service.uncleanlist"), Head: []string{tr.t("col.noticed"), tr.t("col.lastalive"), tr.t("col.boot")}, Empty: tr.t("none")}
+	for _, u := range us {
+		t.Rows = append(t.Rows, []string{tr.time(u.Noticed), tr.timep(u.LastAlive), tr.tOr("boot.", orDash(u.Boot))})
+	}
+	return t
+}
