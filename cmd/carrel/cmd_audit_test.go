@@ -40,7 +40,7 @@ func auditFixture(t *testing.T) (string, string, *audit.Log) {
 	if err := os.WriteFile(cfg, []byte("version = 1\n[pc]\nid = \"pc-e2e\"\n[storage]\ndata_dir = '"+data+"'\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	l, err := audit.OpenIn(data, "pc-e2e", nil)
+	l, err := audit.OpenIn(data, "carrel/pc-e2e", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestAuditVerifyUnsignedAfterCrash(t *testing.T) {
 	cfg, data, l := auditFixture(t)
 	l.Close()
 	past := func() time.Time { return time.Now().Add(-time.Hour) }
-	old, err := audit.OpenIn(data, "pc-e2e", past)
+	old, err := audit.OpenIn(data, "carrel/pc-e2e", past)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -179,7 +179,7 @@ func writeReport(ctx context.Context, e *env, cfg *config.Config, o reportOption
 }
 
 func recordReport(ctx context.Context, cfg *config.Config, o reportOptions, sum []byte, n int64) (int64, error) {
-	log, err := audit.OpenIn(cfg.Storage.DataDir, cfg.PC.ID, nil)
+	log, err := audit.OpenIn(cfg.Storage.DataDir, cfg.LogOrigin(), nil)
 	if err != nil {
 		return 0, err
 	}

@@ -165,7 +165,7 @@ func runTrafficRelease(ctx context.Context, e *env, args []string) error {
 		return data.Named(err)
 	}
 	// The same log the service writes; several processes may append to it.
-	log, err := audit.OpenIn(dataDir, cfg.PC.ID, nil)
+	log, err := audit.OpenIn(dataDir, cfg.LogOrigin(), nil)
 	if err != nil {
 		return storeError(data.Named(err))
 	}

@@ -23,7 +23,7 @@ func sealDemo(t *testing.T, dataDir string) []seal.Segment {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	log, err := audit.OpenIn(dataDir, "pc-e2e", nil)
+	log, err := audit.OpenIn(dataDir, "carrel/pc-e2e", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

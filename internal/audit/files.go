@@ -12,11 +12,13 @@ const (
 )
 
 // OpenIn opens the audit log of a data folder for writing, as the service
-// does: origin "carrel/<pc id>", the signing key beside the database. Other
-// processes that record entries (an export, a hold release) use it so that
-// every writer names the log the same way.
-func OpenIn(dataDir, pcID string, now func() time.Time) (*Log, error) {
+// does: the signing key beside the database, and origin (the config's
+// LogOrigin, "<audit.origin_prefix>/<pc id>") if the log is new; an
+// existing log keeps its own. Other processes that record entries (an
+// export, a hold release) use it so that every writer names the log the
+// same way.
+func OpenIn(dataDir, origin string, now func() time.Time) (*Log, error) {
 	return Open(filepath.Join(dataDir, DBFile), Options{
-		Origin: "carrel/" + pcID, KeyPath: filepath.Join(dataDir, KeyFile), Now: now,
+		Origin: origin, KeyPath: filepath.Join(dataDir, KeyFile), Now: now,
 	})
 }

@@ -71,6 +71,15 @@ type Booking struct {
 // Audit configures the tamper-evident audit log.
 type Audit struct {
 	CheckpointInterval Duration `toml:"checkpoint_interval"`
+	// OriginPrefix names the library in the origin of a new audit log:
+	// "<origin_prefix>/<pc id>" (LogOrigin). Default "carrel".
+	OriginPrefix string `toml:"origin_prefix"`
+	// Witnesses are the transparency-log witnesses every checkpoint is
+	// pushed to (witness.go).
+	Witnesses []Witness `toml:"witnesses"`
+	// WitnessQuorum is how many of them must cosign a checkpoint for it to
+	// count as witnessed. Default 1.
+	WitnessQuorum int `toml:"witness_quorum"`
 }
 
 // Capture holds the settings shared by every misuse case.

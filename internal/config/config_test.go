@@ -340,7 +340,8 @@ func TestExampleIsValidAndComplete(t *testing.T) {
 		// Every default must be written out in the example, so that the
 		// file documents what is in force.
 		for _, key := range []string{"retention", "api_socket", "api_pipe", "client_group", "checkpoint_interval",
-			"interface", "recipients", "max_case_days", "max_bytes", "ring_size", "traffic_retention", "data_dir"} {
+			"interface", "recipients", "max_case_days", "max_bytes", "ring_size", "traffic_retention", "data_dir",
+			"origin_prefix", "witnesses", "witness_quorum"} {
 			if !strings.Contains(string(doc), "\n"+key+" = ") {
 				t.Errorf("Example(%q) does not set %s", dir, key)
 			}
@@ -348,7 +349,8 @@ func TestExampleIsValidAndComplete(t *testing.T) {
 		def := Default()
 		if c.Booking.Retention != def.Booking.Retention || c.Capture.MaxBytes != def.Capture.MaxBytes ||
 			c.Capture.MaxCaseDays != def.Capture.MaxCaseDays || c.Capture.RingSize != def.Capture.RingSize ||
-			c.Capture.TrafficRetention != def.Capture.TrafficRetention || c.Audit.CheckpointInterval != def.Audit.CheckpointInterval {
+			c.Capture.TrafficRetention != def.Capture.TrafficRetention || c.Audit.CheckpointInterval != def.Audit.CheckpointInterval ||
+			c.LogOrigin() != def.LogOrigin() || len(c.Audit.Witnesses) != 0 || c.Audit.WitnessQuorum != def.Audit.WitnessQuorum {
 			t.Errorf("Example(%q) values differ from Default()", dir)
 		}
 	}

@@ -44,6 +44,9 @@ func (c *Config) schema() map[string]map[string]leaf {
 		},
 		"audit": {
 			"checkpoint_interval": durationInto(&c.Audit.CheckpointInterval),
+			"origin_prefix":       stringInto(&c.Audit.OriginPrefix),
+			"witnesses":           witnessesInto(&c.Audit.Witnesses),
+			"witness_quorum":      intInto(&c.Audit.WitnessQuorum),
 		},
 		"capture": {
 			"interface":         stringInto(&c.Capture.Interface),

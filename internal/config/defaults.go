@@ -20,6 +20,7 @@ const (
 	DefaultRingSize         = 8 << 20
 	DefaultTrafficRetention = 30 * 24 * time.Hour
 	DefaultClientGroup      = "carrel-booking"
+	DefaultWitnessQuorum    = 1
 )
 
 // Default returns the configuration carrel uses for every absent key.
@@ -51,6 +52,9 @@ func (c *Config) applyDefaults(md toml.MetaData) {
 	}
 	if !set("audit", "checkpoint_interval") {
 		c.Audit.CheckpointInterval = Duration(DefaultCheckpointInterval)
+	}
+	if !set("audit", "witness_quorum") {
+		c.Audit.WitnessQuorum = DefaultWitnessQuorum
 	}
 	if !set("capture", "max_case_days") {
 		c.Capture.MaxCaseDays = DefaultMaxCaseDays

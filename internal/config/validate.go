@@ -75,6 +75,7 @@ func (c *Config) validate() Problems {
 	if d := c.Audit.CheckpointInterval.D(); d < minCheckpoint || d > maxCheckpoint {
 		bad("audit.checkpoint_interval", "must be between 1m and 24h")
 	}
+	c.validateWitnesses(bad)
 
 	if c.Capture.Interface != "" && !ifacePattern.MatchString(c.Capture.Interface) {
 		bad("capture.interface", "not a valid interface name")

@@ -136,7 +136,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	}
 	defer unlock()
 
-	d.audit, err = audit.OpenIn(dataDir, cfg.PC.ID, d.now)
+	d.audit, err = audit.OpenIn(dataDir, cfg.LogOrigin(), d.now)
 	if err != nil {
 		return fmt.Errorf("opening audit log: %w", err)
 	}

@@ -176,7 +176,7 @@ func (x *exporter) dataDir() string {
 func (x *exporter) open(ctx context.Context) error {
 	dir := x.dataDir()
 	var err error
-	x.log, err = audit.OpenIn(dir, x.cfg.PC.ID, x.o.Now)
+	x.log, err = audit.OpenIn(dir, x.cfg.LogOrigin(), x.o.Now)
 	if err != nil {
 		return fmt.Errorf("opening the audit log: %w", err)
 	}

@@ -157,7 +157,7 @@ func openFixture(t testing.TB, root string) *fixture {
 func (f *fixture) openStores() {
 	f.t.Helper()
 	var err error
-	f.log, err = audit.OpenIn(f.dataDir, "pc-01", f.clock)
+	f.log, err = audit.OpenIn(f.dataDir, "carrel/pc-01", f.clock)
 	if err != nil {
 		f.t.Fatal(err)
 	}

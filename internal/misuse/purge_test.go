@@ -20,7 +20,7 @@ import (
 func TestTrafficRetention(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	log, err := audit.OpenIn(dir, "pc-01", nil)
+	log, err := audit.OpenIn(dir, "carrel/pc-01", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

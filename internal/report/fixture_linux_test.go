@@ -454,7 +454,7 @@ func (y *year) waitFor(k audit.Kind, n int) error {
 // seal writes the case's evidence through the real traffic store: three
 // one-day segments of DNS, TLS and flow records.
 func (y *year) seal() error {
-	log, err := audit.OpenIn(y.dataDir, "pc-fixture", y.clock.Now)
+	log, err := audit.OpenIn(y.dataDir, "carrel/pc-fixture", y.clock.Now)
 	if err != nil {
 		return err
 	}

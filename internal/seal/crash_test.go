@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 
 // openAudit opens the real audit log in the data folder, as the service does.
 func openAudit(dataDir string) (*audit.Log, error) {
-	return audit.OpenIn(dataDir, "crash-test", nil)
+	return audit.OpenIn(dataDir, "carrel/crash-test", nil)
 }
 
 func crashRecord(i int) []byte { return fmt.Appendf(nil, "rec %08d %s\n", i, strings.Repeat("p", 200)) }
