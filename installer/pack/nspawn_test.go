@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -248,5 +249,19 @@ func (c *container) poll(deadline time.Duration, cond func() (bool, string)) err
 			return fmt.Errorf("not after %s (last state: %s)", deadline, state)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// exitCode is the exit status in err from exec, 0 for nil, -1 when the
+// program did not run to an exit.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	default:
+		return -1
 	}
 }

@@ -27,8 +27,9 @@ import (
 // TestSystemd installs the .deb into a Debian root booted under systemd
 // (systemd-nspawn -b) the way a fleet installs it, and shows under the
 // real hardened unit what the README promises: the service runs with its
-// hardening in force, a misuse case turns capture on and its end turns it
-// off, clean and unclean restarts keep what they must, and apt's upgrade,
+// hardening in force, the booking client's group uses the CLI and others
+// are refused, a misuse case turns capture on and its end turns it off,
+// clean and unclean restarts keep what they must, and apt's upgrade,
 // remove and purge do what the README says.
 //
 // The steps share one container and run in order; each step that can
@@ -58,6 +59,7 @@ func TestSystemd(t *testing.T) {
 		t.Fatalf("carrel is not running after the install (%s); the other steps need it", strings.TrimSpace(out))
 	}
 	t.Run("Hardening", func(t *testing.T) { s.on(t).hardening() })
+	t.Run("BookingGroup", func(t *testing.T) { s.on(t).bookingGroup() })
 	t.Run("CaseCapture", func(t *testing.T) { s.on(t).caseCapture() })
 	t.Run("CleanRestart", func(t *testing.T) { s.on(t).cleanRestart() })
 	t.Run("KillRestart", func(t *testing.T) { s.on(t).killRestart() })
@@ -142,9 +144,37 @@ func (s *systemdTest) hardening() {
 	}
 }
 
+// bookingGroup: the booking client's account, once in carrel-booking as
+// the README says, records and ends a booking with `carrel booking`; an
+// account outside the group is refused with the hint; root lists it.
+func (s *systemdTest) bookingGroup() {
+	t := s.t
+	s.run("useradd --system --no-create-home booking-client && usermod -aG carrel-booking booking-client && useradd --system --no-create-home patron")
+	out, err := s.sh("booking-client", "carrel booking start --ref sysd-member --patron 4711")
+	if err != nil || !strings.Contains(out, "started booking sysd-member") {
+		t.Errorf("a member of carrel-booking: carrel booking start: %v\n%s", err, out)
+	}
+	out, err = s.sh("booking-client", "carrel booking end --ref sysd-member")
+	if err != nil || !strings.Contains(out, "ended booking sysd-member") {
+		t.Errorf("a member of carrel-booking: carrel booking end: %v\n%s", err, out)
+	}
+	out, err = s.sh("patron", "carrel booking start --ref sysd-outsider")
+	if code := exitCode(err); code != 1 || !strings.Contains(out, "members of the booking-client group") {
+		t.Errorf("an account outside carrel-booking: carrel booking start exited %d; want 1 with the hint about the group:\n%s", code, out)
+	}
+	bs := s.bookings()
+	if b, ok := bs["sysd-member"]; !ok || b.Ended != "ended" || !b.HasPatron || b.PC != s.name {
+		t.Errorf("root lists the member's booking as %+v (found %v); want it ended, with a patron, on %s", b, ok, s.name)
+	}
+	if _, ok := bs["sysd-outsider"]; ok {
+		t.Errorf("the refused account's booking was recorded")
+	}
+}
+
 // caseCapture declares a valid case in /etc/carrel/carrel.toml: capture
 // comes on (on lo: the container has no other interface), real traffic is
-// sealed to the head librarian's key, and the case's end turns capture off.
+// counted live and sealed to the head librarian's key, and the case's end
+// turns capture off.
 func (s *systemdTest) caseCapture() {
 	t := s.t
 	cfgPath := s.path("/etc/carrel/carrel.toml")
@@ -197,10 +227,29 @@ mode = "metadata"
 		asked = append(asked, name)
 		s.inNetns("dig", "+time=1", "+tries=1", "@127.0.0.1", name, "A")
 	}
-	// Real traffic while capture runs.
+	// The count in status is live: it rises with the traffic, batch after
+	// batch, while capture runs and nothing else changes. A count that is
+	// refreshed only when carrel re-decides (every 30 s, or at a config
+	// change) cannot rise ten times before the deadline; a live one does
+	// in as many status calls.
+	packets := func() uint64 {
+		st := s.status()
+		if st.Capture == nil || !st.Capture.On {
+			t.Fatalf("capture went off while traffic was sent: %s", st.ModeReason)
+		}
+		return st.Capture.Packets
+	}
+	const rises = 10
 	phase = time.Now()
-	for range 10 {
+	last, risen := packets(), 0
+	if err := s.poll(waitDeadline, func() (bool, string) {
 		query()
+		if n := packets(); n > last {
+			last, risen = n, risen+1
+		}
+		return risen >= rises, fmt.Sprintf("the packet count in status rose %d times, to %d, over %d DNS questions", risen, last, len(asked))
+	}); err != nil {
+		t.Errorf("carrel status does not show the live packet count while capture runs: %v", err)
 	}
 	t.Logf("%d DNS questions sent in %s while capture ran", len(asked), time.Since(phase).Round(10*time.Millisecond))
 	query()
@@ -291,14 +340,24 @@ func (s *systemdTest) writeConfig(text string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// cleanRestart: `systemctl restart carrel` is a clean stop: neither the log
-// nor the audit log calls it unclean.
+// cleanRestart: `systemctl restart carrel` is a clean stop; an open
+// booking stays open and can be ended afterwards, and neither the log nor
+// the audit log calls the stop unclean.
 func (s *systemdTest) cleanRestart() {
 	t := s.t
 	uncleanBefore := len(s.audit("service.unclean-stop", ""))
+	s.run("carrel booking start --ref sysd-restart")
 	old := s.mainPID()
 	s.run("systemctl restart carrel")
 	pid := s.waitRunning(old)
+	if b := s.bookings()["sysd-restart"]; b.Ref == "" || b.End != nil || b.Ended != "" {
+		t.Errorf("after a clean restart the open booking is %+v; want it still open", b)
+	}
+	if out, err := s.sh("root", "carrel booking end --ref sysd-restart"); err != nil {
+		t.Errorf("ending the booking after a clean restart: %v\n%s", err, out)
+	} else if b := s.bookings()["sysd-restart"]; b.Ended != "ended" {
+		t.Errorf("after ending it the booking is %+v; want ended", b)
+	}
 	if log := s.runLog(pid); unclean.MatchString(log) {
 		t.Errorf("after systemctl restart, carrel's log calls the stop unclean:\n%s", log)
 	}
@@ -415,6 +474,9 @@ func (s *systemdTest) upgrade(deb string) {
 	t := s.t
 	cfg, _ := os.ReadFile(s.path("/etc/carrel/carrel.toml"))
 	gid := s.run("getent group carrel-booking")
+	// The upgrade restarts the service cleanly: a booking open across it
+	// stays open.
+	s.run("carrel booking start --ref sysd-upgrade")
 	before := s.bookings()
 	old := s.mainPID()
 	out := s.run("cd /root && " + aptInstall + deb)
@@ -436,6 +498,12 @@ func (s *systemdTest) upgrade(deb string) {
 		if _, ok := after[ref]; !ok {
 			t.Errorf("the upgrade lost booking %s", ref)
 		}
+	}
+	if b := after["sysd-upgrade"]; b.Ended != "" {
+		t.Errorf("the booking open across the upgrade is %+v; want it still open", b)
+	}
+	if out, err := s.sh("root", "carrel booking end --ref sysd-upgrade"); err != nil {
+		t.Errorf("ending the booking after the upgrade: %v\n%s", err, out)
 	}
 }
 
