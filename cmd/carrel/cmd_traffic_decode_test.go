@@ -39,8 +39,8 @@ func pcapOf(t *testing.T, frames ...[]byte) ([]byte, []int) {
 	return b.Bytes(), ends
 }
 
-// TestTrafficDecodeTruncated cuts a three-record pcap at every offset
-// inside a record: the records before the cut are printed, a warning names
+// TestTrafficDecodeTruncated cuts a three-record pcap inside each record
+// (internal/capture's TestCaptureReaderTruncated cuts at every byte): the records before the cut are printed, a warning names
 // the file (quoted) and the record, the next file is still decoded, and
 // the exit status is 1.
 func TestTrafficDecodeTruncated(t *testing.T) {
@@ -51,7 +51,15 @@ func TestTrafficDecodeTruncated(t *testing.T) {
 	os.WriteFile(next, nextBytes, 0o644)
 	names := []string{"one", "two", "three"}
 	for rec := 1; rec <= 3; rec++ {
-		for cut := ends[rec-1] + 1; cut < ends[rec]; cut++ {
+		// Every byte of the 16-byte record header, and the first, a middle
+		// and the last byte of the packet data.
+		start, end := ends[rec-1], ends[rec]
+		var cuts []int
+		for c := start + 1; c <= start+17; c++ {
+			cuts = append(cuts, c)
+		}
+		cuts = append(cuts, (start+16+end)/2, end-1)
+		for _, cut := range cuts {
 			path := filepath.Join(dir, fmt.Sprintf("cut %d.pcap", cut))
 			os.WriteFile(path, whole[:cut], 0o644)
 			code, stdout, stderr := runCLI(t, "", "traffic", "decode", path, next)
