@@ -290,7 +290,17 @@ func (l *loads) waitLooks(t *testing.T, k int) {
 // the service never sees it half-written.
 func replaceConfig(t *testing.T, p string, doc []byte) {
 	t.Helper()
+	replaceConfigMode(t, p, doc, 0o600)
+}
+
+// replaceConfigMode is replaceConfig for a file of the given mode, which
+// it has from the moment it takes the name.
+func replaceConfigMode(t *testing.T, p string, doc []byte, mode os.FileMode) {
+	t.Helper()
 	if err := os.WriteFile(p+".tmp", doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p+".tmp", mode); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Rename(p+".tmp", p); err != nil {
@@ -341,8 +351,7 @@ func TestConfigReload(t *testing.T) {
 	}
 
 	// Valid content, but writable by others: refused as well.
-	replaceConfig(t, p, edit(`retention = "28d"`, `retention = "7d"`))
-	os.Chmod(p, 0o666)
+	replaceConfigMode(t, p, edit(`retention = "28d"`, `retention = "7d"`), 0o666)
 	waitFor(t, "permission refusal", hangGuard, func() bool {
 		return strings.Contains(status().ConfigRejected, "writable by group or others")
 	})
@@ -627,7 +636,10 @@ func TestChangeBeforeWatchIsSeen(t *testing.T) {
 		c, err := old(path)
 		// Right after the service's first reading, before any watch.
 		once.Do(func() {
-			replaceConfig(t, p, bytes.Replace(b, []byte(`retention = "28d"`), []byte(`retention = "14d"`), 1))
+			os.WriteFile(p+".tmp", bytes.Replace(b, []byte(`retention = "28d"`), []byte(`retention = "14d"`), 1), 0o600)
+			if err := os.Rename(p+".tmp", p); err != nil {
+				t.Error(err) // not Fatal: this runs on the service's goroutine
+			}
 		})
 		return c, err
 	}
