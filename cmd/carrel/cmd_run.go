@@ -21,6 +21,7 @@ var bootIDSource func() (string, error)
 type runOptions struct {
 	configPath string
 	logLevel   string
+	service    bool // started by the service manager: say so rather than detect it
 }
 
 func runRun(ctx context.Context, e *env, args []string) error {
@@ -28,6 +29,7 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	var o runOptions
 	fs.StringVar(&o.configPath, "config", defaultConfigPath(), "config `FILE`")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.BoolVar(&o.service, "service", false, "run as the service the service manager started (the installed Windows service's command line says so)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,11 +48,14 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	run := func(ctx context.Context, log *slog.Logger) error {
 		return daemon.Run(ctx, daemon.Options{ConfigPath: abs, Version: version, Log: log, BootID: bootIDSource})
 	}
-	if svc.Interactive() {
+	if !o.service && svc.Interactive() {
 		return run(ctx, log)
 	}
-	// Under systemd or the Windows service manager: let kardianos/service
-	// speak the manager's protocol and deliver stop requests.
+	// Under systemd or the Windows service manager: speak the manager's
+	// protocol and take its stop requests. The installed Windows service
+	// passes --service, because detecting the service manager from the
+	// session fails under Wine (and may wherever services do not run in
+	// session 0).
 	exe, err := os.Executable()
 	if err != nil {
 		return err

@@ -15,7 +15,9 @@ func init() {
 	register(command{name: "service", summary: "install, uninstall, start, stop, restart the system service, or show its status", run: runService})
 }
 
-var serviceActions = []string{"install", "uninstall", "start", "stop", "restart", "status"}
+// serviceActions; "group" creates the booking-client group the config
+// names and fails when it does not exist afterwards (the MSI runs it).
+var serviceActions = []string{"install", "uninstall", "start", "stop", "restart", "status", "group"}
 
 func runService(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 {
@@ -33,6 +35,13 @@ func runService(ctx context.Context, e *env, args []string) error {
 	abs, err := absPath(*path)
 	if err != nil {
 		return err
+	}
+	if action == "group" {
+		cfg, err := config.Load(abs)
+		if err != nil {
+			return err
+		}
+		return ensureClientGroup(e, cfg.Booking.ClientGroup)
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -100,7 +109,7 @@ func prepareInstall(e *env, configPath string) error {
 	if err := secureDir(cfg.Storage.DataDir, true); err != nil {
 		return err
 	}
-	if err := ensureClientGroup(e, cfg.Booking.ClientGroup); err != nil {
+	if err := installClientGroup(e, cfg.Booking.ClientGroup); err != nil {
 		return err
 	}
 	if err := config.CheckDataDir(cfg.Storage.DataDir); err != nil {

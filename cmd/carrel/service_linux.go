@@ -36,3 +36,7 @@ func ensureClientGroup(e *env, group string) error {
 	fmt.Fprintf(e.stdout, "created the group %s; add the booking client's account to it: usermod -aG %s ACCOUNT\n", group, group)
 	return nil
 }
+
+// installClientGroup is ensureClientGroup for `service install`: on Linux
+// a group that cannot be created fails the install.
+func installClientGroup(e *env, group string) error { return ensureClientGroup(e, group) }

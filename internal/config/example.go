@@ -3,7 +3,6 @@ package config
 import (
 	"bytes"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"runtime"
 	"strings"
@@ -12,8 +11,9 @@ import (
 )
 
 // Example returns the commented default config. When dataDir is not empty,
-// the data folder and the API socket are placed under it, so that a user
-// without root can run `carrel run` on the result.
+// the data folder is placed there and the API gets an endpoint of its own
+// (setAPIUnder), so that a user without root can run `carrel run` on the
+// result next to an installed service.
 func Example(dataDir string) []byte {
 	return ExampleWith(ExampleOptions{DataDir: dataDir})
 }
@@ -21,7 +21,7 @@ func Example(dataDir string) []byte {
 // ExampleOptions fill in the default config for one PC, as an installer
 // does from its properties.
 type ExampleOptions struct {
-	DataDir    string   // data folder (and API socket) under this folder; "" for the default
+	DataDir    string   // data folder, with an API endpoint of its own; "" for the default
 	PCID       string   // pc.id; "" leaves the host name in force
 	Recipients []string // capture.recipients; nil leaves the list empty
 }
@@ -32,7 +32,7 @@ func ExampleWith(o ExampleOptions) []byte {
 	dd := DefaultDataDir()
 	if o.DataDir != "" {
 		dd = o.DataDir
-		out = setValue(out, "api_socket", filepath.Join(o.DataDir, "api.sock"))
+		out = setAPIUnder(out, o.DataDir, runtime.GOOS)
 	}
 	if o.DataDir != "" || runtime.GOOS != "linux" {
 		out = setValue(out, "data_dir", dd)

@@ -19,6 +19,12 @@ func Logger(s service.Service, fallback *slog.Logger) *slog.Logger {
 	if runtime.GOOS != "windows" || Interactive() {
 		return fallback
 	}
+	return eventLogger(s, fallback)
+}
+
+// eventLogger returns a logger writing to the Windows event log under the
+// service's source, or fallback when the log cannot be opened.
+func eventLogger(s service.Service, fallback *slog.Logger) *slog.Logger {
 	l, err := s.Logger(nil)
 	if err != nil {
 		fallback.Warn("cannot open the Windows event log; logging to standard error", "err", err)

@@ -92,7 +92,7 @@ func Config(exe, configPath string) *service.Config {
 		DisplayName: "carrel",
 		Description: "carrel: booking-time register for public library PCs (traffic only under a declared misuse case)",
 		Executable:  exe,
-		Arguments:   []string{"run", "--config", configPath},
+		Arguments:   runArgs(configPath),
 		Option: service.KeyValue{
 			"SystemdScript":          installer.SystemdUnit,
 			"Restart":                "on-failure",
@@ -136,7 +136,7 @@ func Run(exe, configPath string, run RunFunc, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serve(s, p)
+	return serve(managerFor(s, p, log), p)
 }
 
 // manager is what serve needs of a service.Service: Run, which calls the
