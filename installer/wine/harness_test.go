@@ -116,6 +116,18 @@ func carrelMSI(t *testing.T, v pack.Version) string {
 	return msi
 }
 
+// rebuildMSI builds the MSI of v again, as a second `make msi` of the same
+// commit does: the same version with a new product code.
+func rebuildMSI(t *testing.T, v pack.Version) string {
+	t.Helper()
+	exe := carrelExe(t, v)
+	msi, err := pack.MSI(pack.MSIOptions{Exe: exe, Version: v, OutDir: filepath.Join(t.TempDir(), "rebuild")})
+	if err != nil {
+		t.Fatalf("building the MSI %s again: %v", v.Describe, err)
+	}
+	return msi
+}
+
 // buildHelpers compiles the small Windows programs in testdata/ with
 // mingw, once per test run.
 func buildHelpers(t *testing.T) {

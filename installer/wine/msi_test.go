@@ -44,6 +44,14 @@ func (p *prefix) msiexec(args ...string) (result, string) {
 	return r, string(b)
 }
 
+// installedProducts counts the products named name in Windows
+// Installer's (and Apps & Features') list of installed programs.
+func (p *prefix) installedProducts(name string) int {
+	p.t.Helper()
+	r := p.ok("reg", "query", `HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall`, "/s")
+	return len(regexp.MustCompile(`(?m)^\s+DisplayName\s+REG_SZ\s+`+regexp.QuoteMeta(name)+`\s*$`).FindAllString(strings.ReplaceAll(r.stdout, "\r", ""), -1))
+}
+
 // installedCarrel runs the installed carrel.exe, which finds the config in
 // its default place, %ProgramData%\carrel\carrel.toml.
 func (p *prefix) installedCarrel(args ...string) result {
@@ -64,6 +72,9 @@ func TestMSIUnderWine(t *testing.T) {
 	r, log := p.msiexec("/i", oldMSI, "/qn", "PCID=pc-07", "RECIPIENT="+recipient)
 	if r.code != 0 {
 		t.Fatalf("install: %v\nlog:\n%s", r, actions(log))
+	}
+	if n := p.installedProducts("carrel"); n != 1 {
+		t.Errorf("%d products named carrel installed; want 1", n)
 	}
 	oldExe, _ := os.ReadFile(carrelExe(t, versionOld))
 	if got, err := os.ReadFile(p.host(installedExe)); err != nil || !bytes.Equal(got, oldExe) {
@@ -160,6 +171,19 @@ func TestMSIUnderWine(t *testing.T) {
 	mustContain(t, starts, "version="+versionOld.Describe, "version="+versionNew.Describe)
 	p.installedCarrel("audit", "verify")
 
+	// A rebuild of the same version (a new product code) replaces the
+	// installed one rather than installing a second carrel.
+	r, log = p.msiexec("/i", winPath(rebuildMSI(t, versionNew)), "/qn")
+	if r.code != 0 {
+		t.Fatalf("installing a rebuild of the same version: %v\nlog:\n%s", r, actions(log))
+	}
+	if n := p.installedProducts("carrel"); n != 1 {
+		t.Errorf("%d products named carrel installed after the rebuild; want 1", n)
+	}
+	if st := p.serviceState("carrel"); st != "RUNNING" {
+		t.Fatalf("service carrel is %q after the rebuild; want RUNNING", st)
+	}
+
 	// Downgrade: the older MSI refuses and leaves the newer carrel
 	// running. Wine's Windows Installer does not write the failed launch
 	// condition's message to the log (Windows does), so the README's
@@ -182,6 +206,9 @@ func TestMSIUnderWine(t *testing.T) {
 	}
 	if st := p.serviceState("carrel"); st != "" {
 		t.Errorf("service carrel is %q after uninstall; want it gone", st)
+	}
+	if n := p.installedProducts("carrel"); n != 0 {
+		t.Errorf("%d products named carrel installed after uninstall; want none", n)
 	}
 	if _, err := os.Stat(p.host(installedExe)); !os.IsNotExist(err) {
 		t.Errorf("%s after uninstall: %v; want it gone", installedExe, err)
