@@ -56,3 +56,13 @@ func folderID(path string) (string, error) {
 	}
 	return fmt.Sprintf("%d:%d", st.Dev, st.Ino), nil
 }
+
+// openMarker opens a pending-export marker for reading and writing,
+// creating it (never replacing one) when create is set.
+func openMarker(path string, create bool) (*os.File, error) {
+	flag := os.O_RDWR
+	if create {
+		flag |= os.O_CREATE | os.O_EXCL
+	}
+	return os.OpenFile(path, flag, 0o600)
+}

@@ -60,3 +60,27 @@ func folderID(path string) (string, error) {
 	}
 	return fmt.Sprintf("%08x:%08x%08x", info.VolumeSerialNumber, info.FileIndexHigh, info.FileIndexLow), nil
 }
+
+// openMarker opens a pending-export marker for reading and writing,
+// creating it (never replacing one) when create is set. Unlike
+// os.OpenFile it lets the file be deleted while open (FILE_SHARE_DELETE):
+// pending.done removes the marker while it still holds it locked, and
+// Windows refuses to delete a file that any handle opened without that
+// share mode (ERROR_SHARING_VIOLATION), which failed every export.
+func openMarker(path string, create bool) (*os.File, error) {
+	p, err := windows.UTF16PtrFromString(path)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	disposition := uint32(windows.OPEN_EXISTING)
+	if create {
+		disposition = windows.CREATE_NEW
+	}
+	h, err := windows.CreateFile(p, windows.GENERIC_READ|windows.GENERIC_WRITE,
+		windows.FILE_SHARE_READ|windows.FILE_SHARE_WRITE|windows.FILE_SHARE_DELETE, nil,
+		disposition, windows.FILE_ATTRIBUTE_NORMAL, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(h), path), nil
+}

@@ -103,7 +103,7 @@ func newPending(dataDir, ref, out string) (*pending, error) {
 	}
 	id := hex.EncodeToString(rnd[:])
 	p := &pending{dir: dataDir, path: filepath.Join(dataDir, pendingPrefix+id+pendingSuffix)}
-	f, err := os.OpenFile(p.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := openMarker(p.path, true)
 	if err != nil {
 		return nil, fmt.Errorf("recording the export in the data folder: %w", err)
 	}
@@ -180,7 +180,7 @@ func pendingMarkers(dataDir string) ([]string, error) {
 // openPending opens and locks a marker another process left, and reads
 // it. It returns errLocked while that process still runs.
 func openPending(path string) (*pending, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := openMarker(path, false)
 	if err != nil {
 		return nil, err
 	}
