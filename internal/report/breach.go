@@ -175,11 +175,10 @@ func (b *Breach) document(tr printer) *document {
 	d.Sections = append(d.Sections, held)
 
 	keys := section{Heading: tr.t("h.breach.keys")}
-	kt := table{Head: []string{tr.t("col.key"), tr.t("col.file"), tr.t("col.present"), tr.t("col.fingerprint"), tr.t("col.allows")}, Empty: tr.t("none")}
 	for _, k := range b.Keys {
-		kt.Rows = append(kt.Rows, []string{tr.t("keyname." + k.Key), orDash(k.File), tr.yesno(k.Present), orDash(short(k.Fingerprint)), k.Allows})
+		keys.Facts = append(keys.Facts, pair{tr.t("keyname." + k.Key),
+			tr.t("key.value", tr.yesno(k.Present), orDash(k.File), orDash(short(k.Fingerprint)), k.Allows)})
 	}
-	keys.Tables = []table{kt}
 	d.Sections = append(d.Sections, keys)
 
 	l := b.Log
