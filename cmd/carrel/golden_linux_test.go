@@ -119,6 +119,9 @@ var masks = []struct {
 	{regexp.MustCompile(`\b[0-9a-f]{12,}\b`), "<HEX>"},
 	{regexp.MustCompile(`[A-Za-z0-9+/]{43}=`), "<HASH>"},
 	{regexp.MustCompile(`pid=\d+`), "pid=<PID>"},
+	// How long a booking lasted depends on how fast the machine ran the
+	// script between its start and its end.
+	{regexp.MustCompile(`at <TIME> \(\d+(\.\d+)?(ns|µs|ms|s|m|h)[0-9hms.]*\)`), "at <TIME> (<DURATION>)"},
 	{regexp.MustCompile(`version=\S+`), "version=<VERSION>"},
 	{regexp.MustCompile(`, version \S+`), ", version <VERSION>"},
 	{regexp.MustCompile(` +`), " "}, // table column widths follow the masked values
