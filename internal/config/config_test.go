@@ -417,3 +417,15 @@ func TestBounds(t *testing.T) {
 		}
 	}
 }
+
+// TestOverflowNamesTheBound: a duration too long to represent is refused
+// with the key's own bound, as a too long one that fits would be.
+func TestOverflowNamesTheBound(t *testing.T) {
+	for _, v := range []string{"640512d", "106752d", "18446744073709551616d", "9223372036854775808ns", "2562048h"} {
+		_, err := Parse([]byte(base + "[booking]\nretention = \"" + v + "\"\n"))
+		var ps Problems
+		if !errors.As(err, &ps) || len(ps) != 1 || !strings.HasPrefix(ps[0].String(), "booking.retention: must be between 1h and 366d") {
+			t.Errorf("Parse(retention = %q) = %v; want the 1h–366d bound named", v, err)
+		}
+	}
+}

@@ -201,13 +201,22 @@ func intInto(dst *int) leaf {
 	}
 }
 
+// durationInto reads a duration in quotes. One too long to represent is
+// kept as the longest there is, never wrapped, so that the key's own bound
+// (every duration key has one) names the problem: "must be between 1h and
+// 366d", not the width of an int64.
 func durationInto(dst *Duration) leaf {
 	return func(v any) error {
 		s, ok := v.(string)
 		if !ok {
 			return fmt.Errorf("must be a duration in quotes such as \"28d\", \"36h\" or \"15m\", not %s", tomlType(v))
 		}
-		return dst.UnmarshalText([]byte(s))
+		err := dst.UnmarshalText([]byte(s))
+		if errors.Is(err, ErrDurationRange) && !strings.HasPrefix(strings.TrimSpace(s), "-") {
+			*dst = Duration(math.MaxInt64)
+			return nil
+		}
+		return err
 	}
 }
 

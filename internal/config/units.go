@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,14 @@ func (d Duration) String() string {
 	return v.String()
 }
 
+// ErrDurationRange is returned (wrapped) by ParseDuration for a duration
+// too long for a time.Duration (about 292 years).
+var ErrDurationRange = errors.New("too long")
+
+// durationDigits is the form of a Go duration, so that an overflow can be
+// told from a typo (time.ParseDuration says "invalid duration" for both).
+var durationDigits = regexp.MustCompile(`^[+-]?([0-9]+(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+
 // ParseDuration reads "28d", "2w", "36h", "15m" and every other Go duration.
 // A number too large for a time.Duration (about 106,751 days) is an error,
 // never a value that wrapped around: "640512d" must not become 1h16m.
@@ -57,7 +66,7 @@ func ParseDuration(s string) (time.Duration, error) {
 		}
 		v, err := strconv.ParseUint(n, 10, 64)
 		if errors.Is(err, strconv.ErrRange) || err == nil && v > uint64(math.MaxInt64/u.unit) {
-			return 0, fmt.Errorf("invalid duration %q: too long (at most %d%s)", s, math.MaxInt64/u.unit, u.suffix)
+			return 0, fmt.Errorf("invalid duration %q: %w (at most %d%s)", s, ErrDurationRange, math.MaxInt64/u.unit, u.suffix)
 		}
 		if err != nil {
 			return 0, fmt.Errorf("invalid duration %q: want a whole number before %q", s, u.suffix)
@@ -66,6 +75,9 @@ func ParseDuration(s string) (time.Duration, error) {
 	}
 	// time.ParseDuration refuses values that overflow int64 itself.
 	v, err := time.ParseDuration(s)
+	if err != nil && strings.Contains(err.Error(), "invalid duration") && durationDigits.MatchString(s) {
+		return 0, fmt.Errorf("invalid duration %q: %w", s, ErrDurationRange)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("invalid duration %q: use for example 28d, 36h or 15m", s)
 	}
