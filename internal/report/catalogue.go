@@ -276,7 +276,7 @@ var catalogue = map[string]map[string]string{
 	"processing.row":              {"en": "Data point %s: %s", "da": "Oplysning %s: %s"},
 	"processing.active.true":      {"en": "processed under the current config", "da": "behandles med den gældende konfiguration"},
 	"processing.active.false":     {"en": "not processed under the current config", "da": "behandles ikke med den gældende konfiguration"},
-	"when.always":                 {"en": "always, for every booking", "da": "altid, for hver booking"},
+	"when.always":                 {"en": "always", "da": "altid"},
 	"when.case":                   {"en": "only while a misuse case is in force", "da": "kun mens en misbrugssag er i kraft"},
 	"when.packets-case":           {"en": "only while a misuse case in packets mode is in force", "da": "kun mens en misbrugssag i pakkeform er i kraft"},
 	"dp.recipients":               {"en": "None. The police only against a court order, through an export (carrel export).", "da": "Ingen. Politiet kun efter en retskendelse, gennem en udlevering (carrel export)."},

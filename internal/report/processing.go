@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/config"
 )
 
@@ -71,7 +72,23 @@ func BuildProcessing(f *Facts, lang string, loc *time.Location) *Processing {
 	p.Settings = ProcessingConfig{BookingRetentionSeconds: int64(cfg.Booking.Retention.D() / time.Second),
 		TrafficRetentionSeconds: int64(cfg.Capture.TrafficRetention.D() / time.Second), MaxCaseDays: cfg.Capture.MaxCaseDays,
 		Recipients: append([]string{}, cfg.Capture.Recipients...), Cases: len(cfg.Cases), PacketsCases: []string{}}
+	// A case the service refused processes nothing: its latest verdict in
+	// the audit log decides.
+	refused := map[string]bool{}
+	for _, e := range f.Entries {
+		switch e.Kind {
+		case audit.CaseAccepted:
+			refused[val(e, "case")] = false
+		case audit.CaseRejected:
+			refused[val(e, "case")] = true
+		}
+	}
+	valid := 0
 	for _, c := range cfg.Cases {
+		if refused[c.Name()] {
+			continue
+		}
+		valid++
 		if c.Mode == config.ModePackets {
 			p.Settings.PacketsCases = append(p.Settings.PacketsCases, c.Name())
 		}
@@ -84,7 +101,7 @@ func BuildProcessing(f *Facts, lang string, loc *time.Location) *Processing {
 		case "always":
 			row.Active = true
 		case "case":
-			row.Active = len(cfg.Cases) > 0
+			row.Active = valid > 0
 		case "packets-case":
 			row.Active = len(p.Settings.PacketsCases) > 0
 		}
@@ -107,12 +124,17 @@ func BuildProcessing(f *Facts, lang string, loc *time.Location) *Processing {
 		}
 		p.Rows = append(p.Rows, row)
 	}
-	// The rules that judge the configuration apply here too: a record of
+	// The rules that judge the configuration apply here too (case-refused
+	// is not one of them: the review reports it): a record of
 	// processing that states a retention above 28 days or a packets case
 	// needs the same action as the review says.
 	rv := &Review{Meta: p.Meta, Retention: RetentionReview{BookingRetentionSeconds: p.Settings.BookingRetentionSeconds}, Audit: AuditReview{Verification: Verification{OK: true}}}
 	for _, c := range cfg.Cases {
-		rv.Cases = append(rv.Cases, CaseReview{ID: c.Name(), Mode: c.Mode, Verdict: "accepted"})
+		verdict := "accepted"
+		if refused[c.Name()] {
+			verdict = "refused"
+		}
+		rv.Cases = append(rv.Cases, CaseReview{ID: c.Name(), Mode: c.Mode, Verdict: verdict})
 	}
 	p.Findings = []Finding{}
 	for _, ru := range rules {
