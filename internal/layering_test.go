@@ -61,12 +61,18 @@ func TestBookingsAndTrafficNeverMeet(t *testing.T) {
 		"internal/capture": {"internal/booking", "internal/api", "internal/seal", "internal/export"},
 		"internal/seal":    {"internal/booking", "internal/api", "internal/capture", "internal/export"},
 		// The audit log is below everything: it imports none of them.
-		"internal/audit": {"internal/booking", "internal/api", "internal/capture", "internal/seal", "internal/export", "internal/misuse"},
+		"internal/audit": {"internal/booking", "internal/api", "internal/capture", "internal/seal", "internal/export", "internal/misuse",
+			"internal/witness"},
 		// Opening SQLite files is below everything, even the audit log.
 		"internal/sqlitedb": {"internal/booking", "internal/api", "internal/audit", "internal/capture",
 			"internal/seal", "internal/export", "internal/misuse", "internal/config", "internal/daemon"},
 		// The misuse controller runs capture and never sees a booking.
 		"internal/misuse": {"internal/booking", "internal/api", "internal/daemon", "internal/export"},
+		// The witness pusher sits beside the audit log, below the daemon:
+		// it sends checkpoints out and must never reach what they do not
+		// hold. The daemon hands it the witnesses from the config.
+		"internal/witness": append(traffic, "internal/booking", "internal/api", "internal/export", "internal/misuse",
+			"internal/daemon", "internal/config"),
 		// The compliance reports read summaries of both stores (see
 		// TestReportReadsOnlySummaries) and nothing that captures, exports
 		// or serves bookings.

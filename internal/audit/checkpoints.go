@@ -89,6 +89,7 @@ func (t *Tx) checkpoint(ctx context.Context, first bool) (Checkpoint, bool, erro
 	if err != nil {
 		return Checkpoint{}, false, fmt.Errorf("storing checkpoint: %w", err)
 	}
+	t.signed = true
 	return cp, true, nil
 }
 
@@ -223,6 +224,34 @@ func (l *Log) ProveAt(ctx context.Context, seq int64, cp Checkpoint) (Proof, err
 		return Proof{}, fmt.Errorf("proving entry %d: the stored log does not match checkpoint %d (run carrel audit verify): %w", seq, cp.Size, err)
 	}
 	return Proof{Entry: leaf, Inclusion: InclusionProof{Seq: seq, Size: cp.Size, Hashes: p}, Checkpoint: cp}, nil
+}
+
+// ProveConsistencyAt returns the proof that the tree of cp, a checkpoint of
+// this log, extends the tree of size oldSize (1 ≤ oldSize ≤ cp.Size): what
+// a witness needs with cp. A stored tree that no longer matches cp yields
+// an error, not a proof.
+func (l *Log) ProveConsistencyAt(ctx context.Context, oldSize int64, cp Checkpoint) (ConsistencyProof, error) {
+	if oldSize < 1 || oldSize > cp.Size {
+		return ConsistencyProof{}, fmt.Errorf("proving consistency: size %d is not between 1 and the checkpoint's %d", oldSize, cp.Size)
+	}
+	tx, err := l.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return ConsistencyProof{}, err
+	}
+	defer tx.Rollback()
+	hr := hashReader(ctx, tx)
+	p, err := tlog.ProveTree(cp.Size, oldSize, hr)
+	if err != nil {
+		return ConsistencyProof{}, fmt.Errorf("proving consistency from %d to %d: %w", oldSize, cp.Size, err)
+	}
+	old, err := tlog.TreeHash(oldSize, hr)
+	if err != nil {
+		return ConsistencyProof{}, fmt.Errorf("proving consistency from %d to %d: %w", oldSize, cp.Size, err)
+	}
+	if err := tlog.CheckTree(p, cp.Size, cp.Root, oldSize, old); err != nil {
+		return ConsistencyProof{}, fmt.Errorf("proving consistency from %d to %d: the stored log does not match checkpoint %d (run carrel audit verify): %w", oldSize, cp.Size, cp.Size, err)
+	}
+	return ConsistencyProof{Old: oldSize, New: cp.Size, Hashes: p}, nil
 }
 
 // ProveConsistency returns the proof that the latest checkpoint's tree

@@ -59,7 +59,8 @@ type Log struct {
 	w *sql.DB // nil when read-only; one connection
 	r *sql.DB // read-only connections: readers never wait for the writer (WAL)
 
-	grown chan struct{} // see Grown
+	grown  chan struct{} // see Grown
+	signed chan struct{} // see Signed
 
 	mu     sync.Mutex // orders this process's writers; guards closed
 	closed bool
@@ -76,7 +77,7 @@ func Open(path string, opts Options) (*Log, error) {
 }
 
 func open(ctx context.Context, path string, opts Options) (*Log, error) {
-	l := &Log{path: path, ro: opts.ReadOnly, now: opts.Now, grown: make(chan struct{}, 1)}
+	l := &Log{path: path, ro: opts.ReadOnly, now: opts.Now, grown: make(chan struct{}, 1), signed: make(chan struct{}, 1)}
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -225,6 +226,7 @@ type Tx struct {
 	log      *Log
 	tx       *sql.Tx
 	appended bool // an entry was recorded
+	signed   bool // a checkpoint was signed
 }
 
 // SQL returns the underlying transaction, for a change to a table kept in
@@ -263,6 +265,12 @@ func (l *Log) Update(ctx context.Context, fn func(*Tx) error) error {
 		default: // one pending signal says it all
 		}
 	}
+	if t.signed {
+		select {
+		case l.signed <- struct{}{}:
+		default:
+		}
+	}
 	return nil
 }
 
@@ -272,6 +280,11 @@ func (l *Log) Update(ctx context.Context, fn func(*Tx) error) error {
 // for long. Entries other processes add are not seen: they sign their own
 // (Close does).
 func (l *Log) Grown() <-chan struct{} { return l.grown }
+
+// Signed receives a value after this Log signed a checkpoint; at most one
+// is pending. The service's witness pusher waits on it to push the new
+// checkpoint at once. Checkpoints other processes sign are not seen.
+func (l *Log) Signed() <-chan struct{} { return l.signed }
 
 // Record appends e and returns its sequence number once the entry is on
 // disk: an acknowledged entry survives a crash. With e.Once set, a second
