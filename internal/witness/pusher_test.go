@@ -1,3 +1,7 @@
+// The tests run a real litewitness (internal/witness/witnesstest).
+
+//go:build linux
+
 package witness
 
 import (

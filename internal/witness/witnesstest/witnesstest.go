@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package witnesstest runs a real transparency-log witness for tests:
 // litewitness from filippo.io/torchwood v0.6.1, with its signing key in an
 // ssh-agent, told which logs to accept with its witnessctl. It installs
