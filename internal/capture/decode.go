@@ -36,16 +36,17 @@ type processor struct {
 	udp     layers.UDP
 	decoded []gopacket.LayerType
 
-	flows     *flowTable
-	idle      int64 // flow idle timeout, ns
-	nextSweep int64
-	pool      *reasmPool
-	quic      *quicPool
-	quicOpen  quicOpener
-	name      [maxNameText]byte // DNS name in presentation form
-	txt       [maxNameText]byte // SNI or Host in presentation form
-	hello     []byte            // TLS records joined
-	emitFn    func(*flow)       // p.emitFlow, bound once so sweeps do not allocate
+	flows       *flowTable
+	idle        int64 // flow idle timeout, ns
+	nextSweep   int64
+	pool        *reasmPool
+	quic        *quicPool
+	quicOpen    quicOpener
+	quicDerived uint64            // key derivations done, for tests
+	name        [maxNameText]byte // DNS name in presentation form
+	txt         [maxNameText]byte // SNI or Host in presentation form
+	hello       []byte            // TLS records joined
+	emitFn      func(*flow)       // p.emitFlow, bound once so sweeps do not allocate
 
 	st counters
 }

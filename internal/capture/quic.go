@@ -49,6 +49,12 @@ const (
 	// maxQUICPacket bounds the copy of one Initial packet decrypted: the
 	// largest UDP payload.
 	maxQUICPacket = 65535
+	// maxQUICFailures bounds the key derivations spent on a flow whose
+	// Initial-looking packets never decrypt (a server's side seen first,
+	// or forged ones): after this many, the flow is no longer looked at.
+	// A client's first Initial precedes anything the server sends, so a
+	// real connection is followed at its first packet.
+	maxQUICFailures = 4
 )
 
 // Initial salts (RFC 9001 section 5.2, RFC 9369 section 3.3.1).
@@ -467,12 +473,23 @@ func (p *processor) quicInitial(st *streamState, d uint8, pkt []byte, h *quicHea
 		if cn != nil && cn.version == h.version && bytes.Equal(cn.dcid[:cn.dcidLen], h.dcid) {
 			return false // same keys: damaged, or not the client's
 		}
+		if st.what == appNone && st.next >= maxQUICFailures {
+			st.what = appQUICDone
+			return true
+		}
 		keys, err := clientInitialKeys(h.version, h.dcid)
+		p.quicDerived++
 		if err != nil {
 			return false
 		}
 		if pl, ok = p.quicOpen.open(&keys, pkt, h.pnOff); !ok {
-			return false // a server's Initial, or not QUIC at all: nothing read
+			// A server's Initial, or not QUIC at all: nothing read. A
+			// flow that keeps sending such packets stops costing key
+			// derivations.
+			if st.what == appNone {
+				st.next++
+			}
+			return false
 		}
 		// The first client Initial of a connection: follow it.
 		p.quic.release(st)

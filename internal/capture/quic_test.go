@@ -318,10 +318,21 @@ func TestQUICNotFollowed(t *testing.T) {
 			t.Errorf("%s: records %q; want none", tt.name, got)
 		}
 	}
+	// Forged Initials on one flow cost a bounded number of key
+	// derivations, however many come.
+	p := testProcessor(t, &memSink{})
+	for i := range 100 {
+		forged := newQUICClient(t, quicV1, []byte{byte(i), 1}).initial(cryptoFrame(0, msg), 1200)
+		forged[len(forged)-20] ^= 1 // fails authentication
+		feedUDP(t, p, pc4, 50004, srv4, 443, forged)
+	}
+	if p.quicDerived != maxQUICFailures {
+		t.Errorf("100 undecryptable Initials on one flow: %d key derivations; want %d", p.quicDerived, maxQUICFailures)
+	}
 	// After the name is found, later Initials of the flow are not
 	// decrypted again: one record, and the flow is marked done.
 	sink := &memSink{}
-	p := testProcessor(t, sink)
+	p = testProcessor(t, sink)
 	feedUDP(t, p, pc4, 50003, srv4, 443, whole)
 	feedUDP(t, p, pc4, 50003, srv4, 443, q.initial(cryptoFrame(0, msg), 1200))
 	if got := tlsRecords(t, p, sink); strings.Count(got, "\n") != 1 {
