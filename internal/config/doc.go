@@ -10,9 +10,13 @@
 // older config with an active case in force. Whether a case may capture is
 // decided only by package misuse.
 //
-// It also checks that the config file and the data folder cannot be written
-// by accounts other than root (Administrators) and the service's own
-// (CheckPermissions), because whoever can edit the config can declare a case.
+// It also judges that the config file, the data folder and the API
+// socket's folder cannot be written, or replaced through a link or a
+// folder on the way to them, by accounts other than root (Administrators)
+// and the service's own, because whoever can edit the config can declare a
+// case. Load judges, reads and digests one opened file, so no caller can
+// use a config that was not checked; OpenDataDir judges the data folder
+// and holds it, and files in it are opened through it (DataDir.Path).
 //
 // It must not import any package that stores bookings or traffic.
 package config
