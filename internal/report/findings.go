@@ -95,6 +95,13 @@ var rules = []rule{
 		}
 		return []string{tr.t("finding.no-verified-off-pc-checkpoint")}
 	}},
+	{"witness-refused", []int{8, 9}, func(r *Review, tr printer) []string {
+		var out []string
+		for _, c := range r.Audit.WitnessRefusals {
+			out = append(out, tr.t("finding.witness-refused", c.What, c.Count))
+		}
+		return out
+	}},
 	{"refused-configs", []int{8}, func(r *Review, tr printer) []string {
 		if len(r.Config.Rejected) == 0 {
 			return nil

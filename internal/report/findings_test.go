@@ -44,6 +44,7 @@ func TestFindingRules(t *testing.T) {
 		{"packets-case", func(r *Review) { r.Cases = []CaseReview{{ID: "k-1", Mode: "packets", Verdict: "accepted"}} }, "k-1"},
 		{"case-refused", func(r *Review) { r.Cases = []CaseReview{{ID: "k-2", Mode: "metadata", Verdict: "refused"}} }, "k-2"},
 		{"no-verified-off-pc-checkpoint", func(r *Review) { r.Audit.Trusted = nil }, "No checkpoint"},
+		{"witness-refused", func(r *Review) { r.Audit.WitnessRefusals = []Count{{What: "w1: not-extension", Count: 2}} }, "w1: not-extension"},
 		{"refused-configs", func(r *Review) { r.Config.Rejected = []RejectedConfig{{At: hold, Problems: "(file)", Count: 1}} }, ": 1."},
 		{"unclean-stops", func(r *Review) { r.Service.Unclean = []UncleanStop{{Noticed: hold}}; r.Service.Interrupted = 4 }, "4 open"},
 		{"capture-incomplete", func(r *Review) { r.Capture.Errors = 2 }, "2 errors"},

@@ -307,6 +307,9 @@ type AuditReview struct {
 	// Witnessed counts entries of kinds that record a checkpoint seen or
 	// cosigned off the PC (none exist yet: see offPCKinds).
 	Witnessed int `json:"off_pc_confirmations"`
+	// WitnessRefusals are the witness.refused entries of the period: a
+	// witness found the log is not an extension of what it cosigned.
+	WitnessRefusals []Count `json:"witness_refusals"`
 }
 
 // offPCKinds are audit kinds that record a checkpoint confirmed off the PC
@@ -835,6 +838,7 @@ func counts(m map[string]int) []Count {
 func auditReview(f *Facts, p Period) AuditReview {
 	a := AuditReview{Verification: f.Verify}
 	kinds := map[string]int{}
+	refusals := map[string]int{}
 	for _, e := range f.Entries {
 		if !p.contains(e.Time) {
 			continue
@@ -844,8 +848,12 @@ func auditReview(f *Facts, p Period) AuditReview {
 		if slices.Contains(offPCKinds, e.Kind) {
 			a.Witnessed++
 		}
+		if e.Kind == audit.WitnessRefused {
+			refusals[val(e, "witness")+": "+val(e, "why")]++
+		}
 	}
 	a.Kinds = counts(kinds)
+	a.WitnessRefusals = counts(refusals)
 	return a
 }
 
