@@ -8,20 +8,32 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
+
+	"github.com/carrel-lib/carrel/internal/keyfile"
 )
 
 // The signing key file holds one line: a note signer key
 // ("PRIVATE+KEY+<origin>+<hash>+<base64>"). It is created private to root
-// (0600) or, on Windows, to SYSTEM and Administrators, by writing a
-// temporary file with those rights and renaming it into place, so a crash
-// never leaves half a key and the key is never readable by others, not even
-// for a moment.
+// (0600) or, on Windows, to SYSTEM and Administrators (keySDDL), whole or
+// not at all and never over an existing key (package keyfile): a crash
+// never leaves half a key, the key is never readable by others, not even
+// for a moment, and processes that open a new log at once all sign with
+// the one key on disk.
+
+// ErrKeyDamaged: the signing key file is there but holds no signing key
+// (it is empty, cut or overwritten). carrel never replaces it by itself:
+// the error says what to do.
+var ErrKeyDamaged = errors.New("audit signing key damaged")
+
+// maxKeyFile bounds what is read of the key file: a key line is about 100
+// bytes.
+const maxKeyFile = 4 << 10
 
 // signingKey is a loaded key: its signer, its verifier key string and the
 // fingerprint recorded in key.created entries.
@@ -50,7 +62,15 @@ func loadOrCreateKey(path, name string) (signingKey, error) {
 	if err != nil {
 		return k, fmt.Errorf("generating audit signing key: %w", err)
 	}
-	if err := writePrivateFile(path, []byte(skey+"\n")); err != nil {
+	// Older versions wrote the key through path+".tmp"; one left by
+	// a crash was never used. (keyfile removes its own leftovers.)
+	os.Remove(path + ".tmp")
+	err = keyfile.Create(path, []byte(skey+"\n"), keySDDL)
+	if errors.Is(err, fs.ErrExist) {
+		// Another process opening the log made it first: its key is the key.
+		return readSigningKey(path)
+	}
+	if err != nil {
 		return k, fmt.Errorf("writing audit signing key %q: %w", path, err)
 	}
 	return parseSigningKey(skey)
@@ -64,16 +84,36 @@ func ReadVerifierKey(path string) (string, error) {
 }
 
 func readSigningKey(path string) (signingKey, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return signingKey{}, fmt.Errorf("reading audit signing key: %w", err)
 	}
-	k, err := parseSigningKey(string(bytes.TrimRight(b, "\r\n")))
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile))
 	if err != nil {
-		return k, fmt.Errorf("audit signing key %q: %w", path, err)
+		return signingKey{}, fmt.Errorf("reading audit signing key %q: %w", path, err)
 	}
-	return k, nil
+	line := string(bytes.TrimRight(b, "\r\n"))
+	k, err := parseSigningKey(line)
+	if err == nil {
+		return k, nil
+	}
+	what := "holds no signing key (" + err.Error() + ")"
+	if strings.TrimSpace(line) == "" {
+		what = "is empty"
+	}
+	return k, &keyDamagedError{fmt.Sprintf("audit signing key %q %s: it was damaged, or left by an older carrel stopped while creating it; "+
+		"restore it from a backup of the data folder; only if there is none, move it aside and carrel makes a new key at its next start "+
+		"and records it in the log — the checkpoints signed so far still verify (the log keeps every key that signed it), "+
+		"but every witness and whoever keeps the old verifier key must be given the new one (`carrel audit key`), "+
+		"or they will refuse the log's new checkpoints", path, what)}
 }
+
+// keyDamagedError is a signing key file that holds no key.
+type keyDamagedError struct{ msg string }
+
+func (e *keyDamagedError) Error() string        { return e.msg }
+func (e *keyDamagedError) Is(target error) bool { return target == ErrKeyDamaged }
 
 // parseSigningKey derives the verifier from a signer key: the note package
 // keeps the Ed25519 seed, from which the public key follows.
@@ -94,30 +134,4 @@ func parseSigningKey(skey string) (signingKey, error) {
 		return signingKey{}, err
 	}
 	return signingKey{signer: s, verifier: vkey, fingerprint: Fingerprint(vkey)}, nil
-}
-
-// writePrivateFile writes data to path through a private temporary file and
-// a rename.
-func writePrivateFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	os.Remove(tmp) // left by a crash; it was never renamed, so never used
-	f, err := createPrivate(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
 }

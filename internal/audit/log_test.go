@@ -345,21 +345,27 @@ func TestClosed(t *testing.T) {
 	}
 }
 
-// TestKeyCreationCrashLeftovers: a temporary key file left by a crash is
-// never used as the key; Open writes a whole new one.
+// TestKeyCreationCrashLeftovers: a temporary key file left by a crash
+// (keyfile's, or the name older versions used) is never used as the key;
+// Open writes a whole new one and removes them.
 func TestKeyCreationCrashLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "audit.key")
-	if err := os.WriteFile(key+".tmp", []byte("PRIVATE+KEY+half"), 0o600); err != nil {
-		t.Fatal(err)
+	leftovers := []string{key + ".tmp", filepath.Join(dir, ".audit.key.0123456789abcdef.tmp")}
+	for _, p := range leftovers {
+		if err := os.WriteFile(p, []byte("PRIVATE+KEY+half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	l, err := Open(filepath.Join(dir, "audit.db"), Options{Origin: testOrigin, KeyPath: key})
 	if err != nil {
 		t.Fatalf("Open beside a leftover temporary key = %v", err)
 	}
 	defer l.Close()
-	if _, err := os.Stat(key + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("leftover %s.tmp still there (%v)", key, err)
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("leftover %s still there (%v)", p, err)
+		}
 	}
 	if vkey, err := ReadVerifierKey(key); err != nil || vkey != l.Verifier() {
 		t.Errorf("ReadVerifierKey = %q, %v; want %q", vkey, err, l.Verifier())

@@ -7,8 +7,11 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+
+	"github.com/carrel-lib/carrel/internal/keyfile"
 )
 
 // secretLen is the size of the per-install patron HMAC key.
@@ -62,46 +65,73 @@ func (s *Store) ByPatron(ctx context.Context, card string) ([]Booking, error) {
 	return out, nil
 }
 
+// ErrSecretDamaged: the patron key file is there but does not hold a
+// key (it is empty, or of the wrong size). carrel never replaces it by
+// itself: see LoadOrCreateSecret.
+var ErrSecretDamaged = errors.New("patron key damaged")
+
 // LoadOrCreateSecret reads the patron HMAC key at path, creating it (mode
-// 0600, exclusively) when it does not exist. created tells the caller to
-// record that a key was made.
+// 0600) when it does not exist. created tells the caller to record that a
+// key was made.
+//
+// The key is created whole or not at all (package keyfile), so a start
+// killed while making it leaves no key and the next start makes one. A
+// key found empty or of the wrong size (left by an older carrel killed
+// while creating it, or damaged) is an error wrapping ErrSecretDamaged
+// that says what to do; it is never silently replaced, since a new key
+// would orphan every card hash stored with the old one.
 func LoadOrCreateSecret(path string) (secret []byte, created bool, err error) {
-	b, err := os.ReadFile(path)
-	if err == nil {
-		if len(b) != secretLen {
-			return nil, false, fmt.Errorf("patron secret %q is %d bytes, want %d: the file is damaged; restore it from backup (a new one would make old bookings unmatchable)", path, len(b), secretLen)
-		}
-		return b, false, nil
-	}
+	b, err := readSecret(path)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return nil, false, fmt.Errorf("reading patron secret: %w", err)
+		return b, false, err
 	}
 	b = make([]byte, secretLen)
 	if _, err := rand.Read(b); err != nil {
-		return nil, false, fmt.Errorf("creating patron secret: %w", err)
+		return nil, false, fmt.Errorf("creating patron key: %w", err)
 	}
-	if err := writeSecret(path, b); err != nil {
-		return nil, false, fmt.Errorf("creating patron secret %q: %w", path, err)
+	err = keyfile.Create(path, b, "")
+	if errors.Is(err, fs.ErrExist) {
+		// Another start made it first: its key is the key.
+		b, err = readSecret(path)
+		return b, false, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("creating patron key %q: %w", path, err)
 	}
 	return b, true, nil
 }
 
-// writeSecret creates path with O_EXCL so two starts never race to different
-// keys, and syncs it so an acknowledged booking's HMAC key is durable too.
-func writeSecret(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+// readSecret reads the key at path; an error wraps fs.ErrNotExist when
+// there is none, ErrSecretDamaged when the file holds no key.
+func readSecret(path string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("reading patron key: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, secretLen+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading patron key %q: %w", path, err)
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return err
+	if len(b) == secretLen {
+		return b, nil
 	}
-	return f.Close()
+	what := fmt.Sprintf("is %d bytes, not %d", len(b), secretLen)
+	switch {
+	case len(b) == 0:
+		what = "is empty"
+	case len(b) > secretLen:
+		what = fmt.Sprintf("is longer than %d bytes", secretLen)
+	}
+	return nil, &damagedError{fmt.Sprintf("patron key %q %s (an older carrel stopped while creating it, or the file was damaged): "+
+		"restore it from a backup of the data folder; only if there is none, delete it and carrel makes a new key at its next start — "+
+		"but every booking already stored keeps its card hash made with the old key, so `carrel booking list --patron` "+
+		"will no longer find those bookings for a patron's card (an access request would wrongly find none)",
+		path, what)}
 }
+
+// damagedError is a patron key file that holds no key.
+type damagedError struct{ msg string }
+
+func (e *damagedError) Error() string        { return e.msg }
+func (e *damagedError) Is(target error) bool { return target == ErrSecretDamaged }

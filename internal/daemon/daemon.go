@@ -17,6 +17,7 @@ import (
 	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/booking"
 	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/keyfile"
 	"github.com/carrel-lib/carrel/internal/misuse"
 )
 
@@ -144,7 +145,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	secret, created, err := booking.LoadOrCreateSecret(filepath.Join(dataDir, patronKey))
 	if err != nil {
-		return err
+		return noRegisterYet(err, dataDir)
 	}
 	if created {
 		d.record(ctx, audit.Event{Kind: audit.KeyCreated, Actor: "service",
@@ -224,6 +225,19 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	return runErr
 }
 
+// noRegisterYet adds to a damaged patron key's error that deleting the
+// key costs nothing when the folder holds no booking register yet: what
+// a first start killed by an older carrel while it made the key leaves.
+func noRegisterYet(err error, dataDir string) error {
+	if !errors.Is(err, booking.ErrSecretDamaged) {
+		return err
+	}
+	if _, serr := os.Lstat(filepath.Join(dataDir, bookingsFile)); !errors.Is(serr, fs.ErrNotExist) {
+		return err
+	}
+	return fmt.Errorf("%w; this data folder holds no booking register yet (no %s), so here deleting the key loses nothing", err, bookingsFile)
+}
+
 // recover closes what the previous run left open and forwards unaudited
 // register events, before anything new is accepted.
 //
@@ -264,7 +278,9 @@ func (d *Daemon) recover(ctx context.Context, dataDir string) error {
 	} else if rebooted {
 		d.log.Info("the PC restarted since the service last ran", "last_alive", last.At)
 	}
-	if err := os.WriteFile(marker, []byte(fmt.Sprintf("%d\n", os.Getpid())), 0o600); err != nil {
+	// Whole and durable (file and folder synced) before any booking is
+	// taken: a power loss after that must find it.
+	if err := keyfile.Replace(marker, fmt.Appendf(nil, "%d\n", os.Getpid()), ""); err != nil {
 		return fmt.Errorf("writing run marker: %w", err)
 	}
 	reason := ""
@@ -375,7 +391,7 @@ func (d *Daemon) loop(ctx context.Context) {
 
 // removeRunMarker marks the run as stopped cleanly.
 func (d *Daemon) removeRunMarker(dataDir string) {
-	if err := os.Remove(filepath.Join(dataDir, runningFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := keyfile.Remove(filepath.Join(dataDir, runningFile)); err != nil {
 		d.log.Warn("removing run marker", "err", err)
 	}
 }

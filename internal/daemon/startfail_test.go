@@ -9,7 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/carrel-lib/carrel/internal/api"
 	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/booking"
 )
 
 // TestFailedListenIsACleanStop: when the API socket cannot be made (a
@@ -42,5 +44,58 @@ func TestFailedListenIsACleanStop(t *testing.T) {
 	start(t, dir, nil).stop(t)
 	if n := len(entries(t, dir, audit.ServiceUncleanStop)); n != 0 {
 		t.Errorf("service.unclean-stop entries after a failed start and a clean run = %d; want 0", n)
+	}
+}
+
+// TestEmptyPatronKey: a patron key left empty (an older carrel killed
+// while it made the key on its first start) stops the start with an error
+// that names the file and the fix, and says whether deleting it costs
+// anything; the file is never replaced behind the operator's back.
+func TestEmptyPatronKey(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := writeConfig(t, dir, "")
+	key := filepath.Join(dir, "data", patronKey)
+	if err := os.MkdirAll(filepath.Dir(key), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func() error {
+		return Run(context.Background(), Options{ConfigPath: cfgPath, Log: slog.New(slog.DiscardHandler)})
+	}
+	// The first start's case: no register yet, deleting the key is free.
+	err := run()
+	if !errors.Is(err, booking.ErrSecretDamaged) {
+		t.Fatalf("Run() with an empty patron key = %v; want ErrSecretDamaged", err)
+	}
+	for _, want := range []string{key, "is empty", "restore it from a backup", "no booking register yet", "loses nothing"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("Run() with an empty patron key = %q; want it to say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "/proc/self/fd") {
+		t.Errorf("Run() = %q; want the data folder named, not its descriptor", err)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Size() != 0 {
+		t.Errorf("patron key after the refused start: %v, %v; want it left as it was", fi, err)
+	}
+
+	// With bookings stored, deleting it is not free: no such reassurance.
+	if err := os.Remove(key); err != nil {
+		t.Fatal(err)
+	}
+	h := start(t, dir, nil)
+	if _, err := h.client.Start(context.Background(), api.StartRequest{Ref: "r-1", Patron: "12345678"}); err != nil {
+		t.Fatal(err)
+	}
+	h.stop(t)
+	if err := os.Truncate(key, 0); err != nil {
+		t.Fatal(err)
+	}
+	err = run()
+	if !errors.Is(err, booking.ErrSecretDamaged) || strings.Contains(err.Error(), "loses nothing") ||
+		!strings.Contains(err.Error(), "carrel booking list --patron") {
+		t.Errorf("Run() with an empty patron key beside a register = %v; want the cost of deleting it said, no reassurance", err)
 	}
 }

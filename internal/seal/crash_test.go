@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/carrel-lib/carrel/internal/audit"
+	"github.com/carrel-lib/carrel/internal/keyfile/keyfiletest"
 	"github.com/carrel-lib/carrel/internal/seal"
 	"github.com/carrel-lib/carrel/internal/testenv"
 )
@@ -29,6 +30,10 @@ const (
 )
 
 func TestMain(m *testing.M) {
+	keyfiletest.Child(func(path string) error {
+		_, err := seal.WriteIdentityFile(path, time.Now())
+		return err
+	})
 	if dir := os.Getenv(crashEnvDir); dir != "" {
 		crashChild(dir, os.Getenv(crashEnvRecipient))
 		os.Exit(3) // crashChild only returns on error

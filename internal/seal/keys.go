@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"filippo.io/age"
+
+	"github.com/carrel-lib/carrel/internal/keyfile"
 )
 
 // ParseRecipient parses one of the head librarian's public keys. Only
@@ -76,6 +78,9 @@ func ParseIdentities(r io.Reader) ([]*age.X25519Identity, error) {
 	if len(data) > maxIdentityFile {
 		return nil, fmt.Errorf("larger than %d bytes: not an identity file", maxIdentityFile)
 	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty: it holds no key (an interrupted copy or keygen?); use the copy of the head librarian's key kept off the PC")
+	}
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	var ids []*age.X25519Identity
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -111,27 +116,21 @@ func FormatIdentity(id *age.X25519Identity, created time.Time) []byte {
 
 // WriteIdentityFile generates an X25519 identity for the head librarian and
 // writes it to path, readable by the current account only (0600; on
-// Windows the current user and Administrators), never replacing an
-// existing file. It returns the public key to put in the config.
+// Windows the current user and Administrators), whole or not at all and
+// never replacing an existing file, not even through a symlink (package
+// keyfile): an interrupted keygen leaves no file, never an empty one. It
+// returns the public key to put in the config.
 func WriteIdentityFile(path string, now time.Time) (recipient string, err error) {
 	id, err := age.GenerateX25519Identity()
 	if err != nil {
 		return "", fmt.Errorf("generating identity: %w", err)
 	}
-	f, err := createPrivate(path)
+	sddl, err := identitySDDL()
 	if err != nil {
 		return "", fmt.Errorf("creating identity file: %w", err)
 	}
-	_, err = f.Write(FormatIdentity(id, now))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(path) // ours: created above with O_EXCL
-		return "", fmt.Errorf("writing identity file: %w", err)
+	if err := keyfile.Create(path, FormatIdentity(id, now), sddl); err != nil {
+		return "", fmt.Errorf("creating identity file: %w", err)
 	}
 	return id.Recipient().String(), nil
 }

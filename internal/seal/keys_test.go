@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/carrel-lib/carrel/internal/keyfile/keyfiletest"
 	"github.com/carrel-lib/carrel/internal/seal"
 	"github.com/carrel-lib/carrel/internal/testenv"
 )
@@ -66,6 +67,31 @@ func TestWriteIdentityFileNeverOverwrites(t *testing.T) {
 	}
 }
 
+// TestKeygenKilledWhileWriting kills `carrel keygen`'s writer (a real
+// child process, SIGKILL) at each step of writing the identity file: the
+// file is then absent, and keygen can simply run again, or whole and
+// usable, never empty.
+func TestKeygenKilledWhileWriting(t *testing.T) {
+	for _, step := range keyfiletest.Steps {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "librarian.key")
+			keyfiletest.KillAt(t, step, path)
+			if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+				if _, err := seal.WriteIdentityFile(path, time.Now()); err != nil {
+					t.Fatalf("WriteIdentityFile after a kill at %q = %v", step, err)
+				}
+			}
+			if ids, err := seal.LoadIdentities(path); err != nil || len(ids) != 1 {
+				t.Fatalf("LoadIdentities after a kill at %q = %d, %v; want the one key", step, len(ids), err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+				t.Errorf("after a kill at %q the folder holds %d files; want only the key", step, len(entries))
+			}
+		})
+	}
+}
+
 func TestLoadIdentitiesFromAgeKeygen(t *testing.T) {
 	keygen := testenv.NeedTool(t, "age-keygen", "age")
 	dir := t.TempDir()
@@ -102,7 +128,8 @@ func TestParseIdentities(t *testing.T) {
 		{"CRLF and BOM", "\xef\xbb\xbf# created: x\r\n\r\n" + key + "\r\n", 1, ""},
 		{"two keys", key + "\n\n  " + key + "  \n", 2, ""},
 		{"no trailing newline", key, 1, ""},
-		{"empty", "", 0, "no secret key"},
+		{"empty", "", 0, "empty: it holds no key"},
+		{"blank", " \r\n\n", 0, "empty: it holds no key"},
 		{"comments only", "# public key: " + k.recipient + "\n", 0, "no secret key"},
 		{"public key by mistake", k.recipient + "\n", 0, "line 1: not an age X25519 secret key"},
 		{"post-quantum", "# c\nAGE-SECRET-KEY-PQ-1QQQQ\n", 0, "line 2: not an age X25519 secret key"},
