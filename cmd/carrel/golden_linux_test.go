@@ -122,6 +122,10 @@ var masks = []struct {
 	// How long a booking lasted depends on how fast the machine ran the
 	// script between its start and its end.
 	{regexp.MustCompile(`at <TIME> \(\d+(\.\d+)?(ns|µs|ms|s|m|h)[0-9hms.]*\)`), "at <TIME> (<DURATION>)"},
+	// The service signs a checkpoint a moment after the log grows; how many
+	// it signed before the script reads the log depends on the machine's speed.
+	{regexp.MustCompile(`\d+ covered by the latest signed checkpoint`), "<N> covered by the latest signed checkpoint"},
+	{regexp.MustCompile(`\d+ checkpoints \(latest covers`), "<N> checkpoints (latest covers"},
 	{regexp.MustCompile(`version=\S+`), "version=<VERSION>"},
 	{regexp.MustCompile(`, version \S+`), ", version <VERSION>"},
 	{regexp.MustCompile(` +`), " "}, // table column widths follow the masked values
