@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/carrel-lib/carrel/internal/config"
+	"github.com/carrel-lib/carrel/internal/keyfile"
 	"github.com/carrel-lib/carrel/internal/svc"
 )
 
@@ -140,19 +141,10 @@ func writeDefaultConfig(e *env, path string) error {
 	return nil
 }
 
-// writeNewFile creates path (never overwriting) readable only by its owner.
+// writeNewFile creates path (never overwriting) readable only by its
+// owner, whole or not at all: an install interrupted while writing the
+// config leaves no file, never an empty one that the next install would
+// keep and the service refuse.
 func writeNewFile(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return keyfile.Create(path, b, "")
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/carrel-lib/carrel/internal/keyfile/keyfiletest"
 )
 
 // TestMain lets the test binary act as the carrel binary: testscript runs
@@ -17,6 +19,12 @@ import (
 // CARREL_TEST_MAIN=1, so every test drives the real command-line code
 // without a separate build.
 func TestMain(m *testing.M) {
+	// A child that keyfiletest.KillAt kills while `config init` writes.
+	keyfiletest.Child(func(out string) error {
+		os.Args = []string{"carrel", "config", "init", "--pc-id", "pc-01", "--out", out}
+		mainForTest()
+		return nil
+	})
 	if os.Getenv("CARREL_TEST_MAIN") == "1" {
 		mainForTest()
 	}
