@@ -281,3 +281,35 @@ func auditKinds(t *testing.T, cfg *config.Config, kinds ...audit.Kind) []audit.E
 	}
 	return es
 }
+
+// TestCleanEmptyOrTornMarker: a marker that a kill left before its first
+// line was whole (created, then written: an empty file, or half a line)
+// is removed by Clean with nothing else done, and never blocks it: the
+// export creates nothing before that line is on disk.
+func TestCleanEmptyOrTornMarker(t *testing.T) {
+	root := copyFixture(t, killFixture(t))
+	cfg, err := config.Load(filepath.Join(root, "carrel.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	markers := map[string]string{"empty": "", "torn": `{"format":"carrel pend`}
+	for name, content := range markers {
+		p := filepath.Join(cfg.Storage.DataDir, pendingPrefix+name+pendingSuffix)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	cleaned, err := Clean(ctx, Options{Config: cfg, Actor: "uid:0"})
+	if err != nil || len(cleaned) != len(markers) {
+		t.Fatalf("Clean with an empty and a torn marker = %+v, %v; want both cleaned", cleaned, err)
+	}
+	for _, c := range cleaned {
+		if c.Err != nil || c.Outcome != "none" || len(c.Removed) != 0 {
+			t.Errorf("Clean of an empty or torn marker = %+v; want outcome none, nothing removed", c)
+		}
+	}
+	if left, err := pendingMarkers(cfg.Storage.DataDir); err != nil || len(left) != 0 {
+		t.Errorf("markers after Clean = %q, %v; want none", left, err)
+	}
+}
