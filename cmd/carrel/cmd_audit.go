@@ -30,8 +30,8 @@ func init() {
 // log read-only, so they work while the service runs.
 var auditCommands = map[string]command{
 	"list":       {"list", "print entries, oldest first: [--since T] [--until T] [--kind K,…] [--field KEY=VALUE] [--json]", runAuditList},
-	"verify":     {"verify", "check every entry and checkpoint: [--trusted FILE] [--verifier KEY]", runAuditVerify},
-	"checkpoint": {"checkpoint", "print the latest signed checkpoint; keep a copy off the PC", runAuditCheckpoint},
+	"verify":     {"verify", "check every entry, checkpoint and cosignature: [--trusted FILE] [--verifier KEY] [--witness-key KEY] [--quorum N]", runAuditVerify},
+	"checkpoint": {"checkpoint", "print the latest signed checkpoint, or with --cosigned the latest the witnesses cosigned; keep a copy off the PC", runAuditCheckpoint},
 	"prove":      {"prove", "print the inclusion proof of entry N: --seq N [--dir DIR]", runAuditProve},
 	"key":        {"key", "print the verifier key of the log's signing key", runAuditKey},
 }
@@ -214,9 +214,10 @@ func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("audit verify", e)
 	lf := addAuditLogFlags(fs)
-	trusted := fs.String("trusted", "", "a checkpoint `FILE` kept off the PC (from `carrel audit checkpoint`); the log must extend it. - reads standard input")
+	trusted := fs.String("trusted", "", "a checkpoint `FILE` kept off the PC (from `carrel audit checkpoint`, with or without --cosigned); the log must extend it. - reads standard input")
 	var keys stringList
 	fs.Var(&keys, "verifier", "check signatures with this verifier `KEY` (from `carrel audit key`, kept off the PC) instead of the log's own; repeatable")
+	wf := addWitnessKeyFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -225,6 +226,11 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	}
 	var opts audit.VerifyOptions
 	opts.Verifiers = keys
+	var keysFrom string
+	var err error
+	if opts.WitnessKeys, opts.Quorum, keysFrom, err = wf.resolve(*lf.config); err != nil {
+		return err
+	}
 	if *trusted != "" {
 		b, err := readFileOrStdin(e, *trusted)
 		if err != nil {
@@ -256,6 +262,17 @@ func runAuditVerify(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, rep)
 	fmt.Fprintln(e.stdout, rep.Limits())
+	if len(opts.WitnessKeys) > 0 {
+		fmt.Fprintf(e.stdout, "cosignatures checked with %d witness keys %s", len(opts.WitnessKeys), keysFrom)
+		if len(wf.keys) == 0 {
+			fmt.Fprint(e.stdout, " (whoever administers the PC can change those: keys from the witnesses' operators, --witness-key, prove more)")
+		}
+		fmt.Fprintln(e.stdout)
+	}
+	if len(wf.keys) > 0 && rep.Witnessed == nil {
+		return &hintError{err: fmt.Errorf("audit log is not witnessed: no checkpoint carries cosignatures by %d of the given witness keys", opts.Quorum),
+			hint: "a PC that never reached its witnesses has none; one whose cosignatures were deleted has none either: ask the witnesses' operators which size they hold for this log's origin"}
+	}
 	return nil
 }
 
@@ -319,6 +336,8 @@ func readFileOrStdin(e *env, path string) ([]byte, error) {
 func runAuditCheckpoint(ctx context.Context, e *env, args []string) error {
 	fs := newFlagSet("audit checkpoint", e)
 	lf := addAuditLogFlags(fs)
+	cosigned := fs.Bool("cosigned", false, "print the latest checkpoint the witnesses cosigned, with their cosignatures")
+	wf := addWitnessKeyFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -330,6 +349,9 @@ func runAuditCheckpoint(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer l.Close()
+	if *cosigned {
+		return printCosigned(ctx, e, l, wf, *lf.config)
+	}
 	cp, err := l.Latest(ctx)
 	if errors.Is(err, audit.ErrNoCheckpoint) {
 		return &hintError{err: err, hint: "the service signs one at start, stop, every mode change and every audit.checkpoint_interval"}
@@ -408,4 +430,29 @@ func runAuditKey(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, vkey)
 	return nil
+}
+
+// printCosigned prints the latest checkpoint a quorum of witnesses
+// cosigned: the log's note with their cosignature lines added.
+func printCosigned(ctx context.Context, e *env, l *audit.Log, wf *witnessKeyFlags, configPath string) error {
+	keys, quorum, _, err := wf.resolve(configPath)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return &hintError{err: errors.New("no witness keys: the config lists no audit.witnesses"), hint: "name them with --witness-key KEY"}
+	}
+	wks, err := audit.ParseWitnessKeys(keys)
+	if err != nil {
+		return err
+	}
+	cc, err := l.LatestCosigned(ctx, wks, quorum)
+	if errors.Is(err, audit.ErrNotWitnessed) {
+		return &hintError{err: err, hint: "carrel status shows what each witness last did"}
+	}
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(cc.Note())
+	return err
 }

@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/carrel-lib/carrel/internal/daemon"
 	"github.com/carrel-lib/carrel/internal/svc"
+	"github.com/carrel-lib/carrel/internal/witness"
 )
 
 func init() {
@@ -17,6 +19,10 @@ func init() {
 // bootIDSource replaces the daemon's reading of the PC's boot id; nil in
 // carrel itself. The end-to-end tests set it to stage a restart of the PC.
 var bootIDSource func() (string, error)
+
+// witnessBackoff replaces the wait between pushes to a witness that failed;
+// nil in carrel itself. The end-to-end tests shorten it.
+var witnessBackoff func(n int) time.Duration
 
 type runOptions struct {
 	configPath string
@@ -45,8 +51,16 @@ func runRun(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	opts := daemon.Options{ConfigPath: abs, Version: version, BootID: bootIDSource, WitnessBackoff: witnessBackoff}
+	// The hardened unit gives the service no IP socket: it reaches the
+	// witnesses through carrel-witness.service's relay.
+	if sock := os.Getenv(witness.RelayEnv); sock != "" {
+		opts.WitnessDial = witness.DialRelay(sock)
+	}
 	run := func(ctx context.Context, log *slog.Logger) error {
-		return daemon.Run(ctx, daemon.Options{ConfigPath: abs, Version: version, Log: log, BootID: bootIDSource})
+		o := opts
+		o.Log = log
+		return daemon.Run(ctx, o)
 	}
 	if !o.service && svc.Interactive() {
 		return run(ctx, log)

@@ -84,6 +84,10 @@ func printStatus(w io.Writer, st api.Status) {
 	}
 	row("retention", "%s, next purge %s", st.Retention, fmtTime(&st.NextPurge))
 	row("audit log", "%d entries, %d covered by the latest signed checkpoint", st.Audit.Entries, st.Audit.Checkpointed)
+	if st.Audit.Origin != "" {
+		row("audit origin", "%s", safeText(st.Audit.Origin))
+	}
+	printWitnesses(w, row, st.Audit)
 	row("service", "running since %s, version %s", fmtTime(&st.Started), st.Version)
 	for _, w2 := range st.Warnings {
 		row("warning", "%s", w2)
@@ -196,5 +200,45 @@ func apiError(err error) error {
 		return &hintError{err: err, hint: "only root/Administrators and members of the booking-client group (booking.client_group) may use the API"}
 	default:
 		return err
+	}
+}
+
+// printWitnesses prints one row per witness: what it last cosigned, or
+// its last error, and a refusal that waits for an acknowledgement in
+// capitals. Names and URLs come from the validated config; what a witness
+// said is quoted by package witness before it is stored.
+func printWitnesses(w io.Writer, row func(k, format string, a ...any), a api.AuditStatus) {
+	if a.WitnessQuorum > 0 {
+		n := len(a.Witnesses)
+		if a.Witnessed > 0 {
+			row("witnessed", "%d entries, cosigned by %d of %d witnesses", a.Witnessed, a.WitnessQuorum, n)
+		} else {
+			row("witnessed", "not yet: no checkpoint is cosigned by %d of %d witnesses", a.WitnessQuorum, n)
+		}
+	}
+	for _, ws := range a.Witnesses {
+		key := "witness " + ws.Name
+		switch {
+		case ws.Error != "":
+			row(key, "failing since %s: %s", fmtTime(ws.ErrorAt), safeText(ws.Error))
+			if ws.Cosigned > 0 {
+				fmt.Fprintf(w, "%-16s   last cosigned size %d at %s\n", "", ws.Cosigned, fmtTime(ws.CosignedAt))
+			}
+		case ws.Cosigned > 0:
+			row(key, "cosigned size %d at %s", ws.Cosigned, fmtTime(ws.CosignedAt))
+		case ws.URL == "":
+			row(key, "no longer in the config")
+		default:
+			row(key, "nothing cosigned yet")
+		}
+		if r := ws.Refusal; r != nil {
+			if r.AcknowledgedAt == nil {
+				fmt.Fprintf(w, "%-16s   REFUSED THE AUDIT LOG at %s (%s, entry %d): %s\n", "", fmtTime(&r.At), r.Why, r.Entry, safeText(r.Detail))
+				fmt.Fprintf(w, "%-16s   the log is not an extension of what this witness cosigned (rolled back, rewritten, or wiped and restarted);\n", "")
+				fmt.Fprintf(w, "%-16s   see the README (Witnesses), then: carrel audit witness ack %s\n", "", ws.Name)
+			} else if ws.Error != "" {
+				fmt.Fprintf(w, "%-16s   refusal of %s (%s) acknowledged by %s at %s\n", "", fmtTime(&r.At), r.Why, r.AcknowledgedBy, fmtTime(r.AcknowledgedAt))
+			}
+		}
 	}
 }

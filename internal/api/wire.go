@@ -87,10 +87,49 @@ type DiskFull struct {
 
 // AuditStatus summarises the audit log.
 type AuditStatus struct {
-	Entries int64 `json:"entries"`
+	// Origin is the log's name in its checkpoints and at its witnesses.
+	Origin  string `json:"origin,omitempty"`
+	Entries int64  `json:"entries"`
 	// Checkpointed is the tree size of the latest signed checkpoint: the
 	// entries a copied checkpoint can vouch for.
 	Checkpointed int64 `json:"checkpointed"`
+	// Witnesses says what each witness in audit.witnesses last did, and
+	// shows a refusal not yet acknowledged even of a witness since removed
+	// from the config.
+	Witnesses []WitnessStatus `json:"witnesses,omitempty"`
+	// Witnessed is the size of the latest checkpoint that WitnessQuorum
+	// witnesses cosigned (0: none yet).
+	Witnessed     int64 `json:"witnessed"`
+	WitnessQuorum int   `json:"witness_quorum,omitempty"`
+}
+
+// WitnessStatus is one witness's part in `carrel status`.
+type WitnessStatus struct {
+	Name string `json:"name"`
+	URL  string `json:"url,omitempty"` // empty for a witness no longer configured
+	// Cosigned is the tree size it last cosigned, at CosignedAt.
+	Cosigned   int64      `json:"cosigned"`
+	CosignedAt *time.Time `json:"cosigned_at,omitempty"`
+	// Error is why the last push failed; empty after a success.
+	Error   string     `json:"error,omitempty"`
+	ErrorAt *time.Time `json:"error_at,omitempty"`
+	// Refusal is the latest refusal because the log is not an extension
+	// of what the witness cosigned.
+	Refusal *WitnessRefusal `json:"refusal,omitempty"`
+}
+
+// WitnessRefusal is a witness's refusal of the log: why is not-extension,
+// rolled-back or key-not-trusted; Entry is its witness.refused entry.
+// AcknowledgedAt is set once an administrator acknowledged it.
+type WitnessRefusal struct {
+	Why            string     `json:"why"`
+	Detail         string     `json:"detail"`
+	At             time.Time  `json:"at"`
+	WitnessSize    int64      `json:"witness_size"`
+	LogSize        int64      `json:"log_size"`
+	Entry          int64      `json:"entry"`
+	AcknowledgedAt *time.Time `json:"acknowledged_at,omitempty"`
+	AcknowledgedBy string     `json:"acknowledged_by,omitempty"`
 }
 
 // CaptureStatus describes traffic logging: whether it is on, under which

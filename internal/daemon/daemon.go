@@ -19,6 +19,7 @@ import (
 	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/keyfile"
 	"github.com/carrel-lib/carrel/internal/misuse"
+	"github.com/carrel-lib/carrel/internal/witness"
 )
 
 // Intervals of the service's own chores. Variables so tests can shorten them.
@@ -47,6 +48,12 @@ type Options struct {
 	// BootID names the current boot of the PC (see boot.go); the
 	// platform's when nil. Tests inject it to stage a restart of the PC.
 	BootID func() (string, error)
+	// WitnessDial connects to a witness's host:port; nil dials directly.
+	// Under the hardened unit it is the relay's (witness.DialRelay).
+	WitnessDial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// WitnessBackoff is the wait before a push is retried after n failures
+	// in a row; nil is witness.DefaultBackoff. Tests inject it.
+	WitnessBackoff func(n int) time.Duration
 	// Purge, when set, asks for booking retention runs besides the hourly
 	// timer: for each channel received the daemon runs retention at Now
 	// and closes the channel once the run is documented. With Now it lets a
@@ -66,6 +73,7 @@ type Daemon struct {
 	bookings *booking.Store
 	api      *api.Server
 	traffic  *misuse.Controller
+	pusher   *witness.Pusher
 
 	mu       sync.Mutex
 	cfg      *config.Config // the config in force
@@ -197,9 +205,11 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 
 	var wg sync.WaitGroup
 	loopCtx, cancel := context.WithCancel(ctx)
-	wg.Add(2)
+	d.pusher = d.newPusher(cfg)
+	wg.Add(3)
 	go func() { defer wg.Done(); d.traffic.Run(loopCtx, cfg) }()
 	go func() { defer wg.Done(); d.loop(loopCtx) }()
+	go func() { defer wg.Done(); d.pusher.Run(loopCtx) }()
 
 	var runErr error
 	select {
@@ -220,6 +230,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		reason = "error"
 	}
 	d.stop(shutdownCtx, reason)
+	d.pushShutdownCheckpoint(shutdownCtx)
 	d.removeRunMarker(dataDir)
 	d.log.Info("carrel stopped", "reason", reason)
 	return runErr

@@ -154,6 +154,7 @@ func (d *Daemon) reload(ctx context.Context) bool {
 	d.cfg = next
 	d.mu.Unlock()
 	d.traffic.Apply(next)
+	d.pusher.SetTargets(witnessTargets(next))
 	d.log.Info("config reloaded", "sha256", shortHash(next.SHA256[:]))
 	return true
 }

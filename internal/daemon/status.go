@@ -39,16 +39,18 @@ func (d *Daemon) status(ctx context.Context) (api.Status, error) {
 	if since, n := d.bookings.DiskFull(); n > 0 {
 		st.DiskFull = &api.DiskFull{Since: since.UTC(), Refused: n}
 	}
+	st.Audit.Origin = d.audit.Origin()
 	if n, err := d.audit.Size(ctx); err == nil {
 		st.Audit.Entries = n
 	}
 	if cp, err := d.audit.Latest(ctx); err == nil {
 		st.Audit.Checkpointed = cp.Size
 	}
+	d.witnessStatus(ctx, cfg, &st)
 	d.mu.Lock()
 	st.ConfigRejected = d.rejected
 	st.NextPurge = d.nextPurge.UTC()
-	st.Warnings = append([]string(nil), d.warnings...)
+	st.Warnings = append(st.Warnings, d.warnings...)
 	d.mu.Unlock()
 	return st, nil
 }

@@ -86,6 +86,9 @@ type Pusher struct {
 	o      Options
 	client *http.Client
 	reload chan []Target
+
+	mu      sync.Mutex
+	targets []Target // the latest SetTargets
 }
 
 // New returns a Pusher; Run starts it.
@@ -125,6 +128,9 @@ var errNoRedirect = errors.New("the witness answered with a redirect; carrel fol
 
 // SetTargets replaces the witnesses pushed to; Run applies it at once.
 func (p *Pusher) SetTargets(ts []Target) {
+	p.mu.Lock()
+	p.targets = ts
+	p.mu.Unlock()
 	for {
 		select {
 		case p.reload <- ts:
@@ -192,6 +198,36 @@ func (p *Pusher) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// PushNow pushes the latest checkpoint to every witness once, in parallel,
+// and returns when all have answered or ctx ends. The service calls it
+// after Run has returned, with its shutdown checkpoint, under a short
+// deadline: the witnesses then know the log as it was when the service
+// stopped.
+func (p *Pusher) PushNow(ctx context.Context) []Result {
+	p.mu.Lock()
+	ts := p.targets
+	p.mu.Unlock()
+	out := make([]Result, len(ts))
+	var wg sync.WaitGroup
+	for i, t := range ts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = p.push(ctx, t, -1)
+			var last string
+			if r := out[i].Refusal; r != nil && !out[i].NewRefusal {
+				last = r.Detail // the workers said so already
+			}
+			p.logResult(t, out[i], 0, &last)
+			if p.o.Result != nil {
+				p.o.Result(out[i])
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 // work pushes to one witness until ctx ends: at start, when kicked, every
