@@ -41,6 +41,9 @@ func (s *Store) Heartbeat(ctx context.Context) error {
 	_, err := s.db.ExecContext(ctx,
 		`INSERT INTO alive (id, at_ms) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms`,
 		ms(s.now()))
+	if isDiskFull(err) {
+		return fmt.Errorf("recording heartbeat: %w (%v)", ErrDiskFull, err)
+	}
 	if err != nil {
 		return fmt.Errorf("recording heartbeat: %w", err)
 	}

@@ -36,6 +36,9 @@ var (
 	checkpointMaxDelay = 10 * time.Second
 )
 
+// testHookHeartbeat sees the outcome of every heartbeat of the loop.
+var testHookHeartbeat = func(error) {}
+
 // Options configure Run.
 type Options struct {
 	ConfigPath string
@@ -362,6 +365,7 @@ func (d *Daemon) loop(ctx context.Context) {
 	defer sign.Stop()
 	var unsignedSince time.Time // the first entry since the last checkpoint; zero when none
 	changes := d.watchConfig(ctx, cfg.SHA256[:])
+	var beats heartbeatFailure
 	for {
 		select {
 		case <-ctx.Done():
@@ -378,9 +382,7 @@ func (d *Daemon) loop(ctx context.Context) {
 				d.log.Error("audit checkpoint", "err", err)
 			}
 		case <-heartbeat.C:
-			if err := d.bookings.Heartbeat(ctx); err != nil && ctx.Err() == nil {
-				d.log.Error("heartbeat", "err", err)
-			}
+			testHookHeartbeat(d.heartbeat(ctx, &beats))
 		case <-purge.C:
 			d.purge(ctx)
 		case done := <-d.opts.Purge:
@@ -398,6 +400,37 @@ func (d *Daemon) loop(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// heartbeatFailure is the loop's record of heartbeats failing in a row.
+type heartbeatFailure struct {
+	since time.Time // the first failure; zero while heartbeats work
+	count int
+	msg   string // the error last logged
+}
+
+// heartbeat records that the service is alive. A failure is logged when
+// heartbeats start failing and again only when the cause changes, and the
+// recovery is logged with how long they failed: on a full disk every tick
+// fails, and a line per tick would bury the log (status says disk full).
+func (d *Daemon) heartbeat(ctx context.Context, f *heartbeatFailure) error {
+	err := d.bookings.Heartbeat(ctx)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		if f.count == 0 {
+			f.since = time.Now()
+		}
+		f.count++
+		if msg := err.Error(); msg != f.msg {
+			f.msg = msg
+			d.log.Error("heartbeat failing; logged again when it recovers or the cause changes", "err", err)
+		}
+	case f.count > 0:
+		d.log.Info("heartbeat recovered", "failed_for", time.Since(f.since).Round(time.Millisecond), "failed", f.count)
+		*f = heartbeatFailure{}
+	}
+	return err
 }
 
 // removeRunMarker marks the run as stopped cleanly.

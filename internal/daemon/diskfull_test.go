@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -21,20 +22,7 @@ import (
 // the service log say so, every acknowledged booking is kept, and once
 // space returns bookings work again.
 func TestDiskFull(t *testing.T) {
-	testenv.NeedRoot(t)
-	dir := t.TempDir()
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", data, err, out)
-		}
-	})
+	dir, data := smallDisk(t)
 	writeConfig(t, dir, "")
 	h := start(t, dir, nil)
 	ctx := context.Background()
@@ -124,6 +112,117 @@ func TestDiskFull(t *testing.T) {
 		}
 	}
 	t.Logf("%d bookings acknowledged, %d of them while the disk filled; refusal: %d %q", len(acked), len(acked)-21, full.Code, full.Msg)
+}
+
+// smallDisk returns a folder whose data folder is a small real tmpfs,
+// unmounted when t ends.
+func smallDisk(t *testing.T) (dir, data string) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	dir = t.TempDir()
+	data = filepath.Join(dir, "data")
+	if err := os.Mkdir(data, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=6m,mode=0700", "tmpfs", data).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", data).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", data, err, out)
+		}
+	})
+	return dir, data
+}
+
+// fillRegister books until the register refuses for want of space (SQLite
+// may have free pages left in its files after the file system is full).
+func fillRegister(t *testing.T, h *harness) {
+	t.Helper()
+	var full *api.StatusError
+	for i := 0; full == nil; i++ {
+		if i > 100000 {
+			t.Fatal("bookings still succeed on a full disk after 100000 tries")
+		}
+		_, err := h.client.Start(context.Background(), api.StartRequest{Ref: fmt.Sprintf("filling-%d", i)})
+		if err != nil && !errors.As(err, &full) {
+			t.Fatalf("Start on a full disk = %v; want a status error", err)
+		}
+	}
+}
+
+// TestDiskFullHeartbeatLogsOnce: while the data disk is full the heartbeat
+// fails at every tick; the service log says so once, with the cause, and
+// once more when it recovers, with how long it failed — not at every tick.
+func TestDiskFullHeartbeatLogsOnce(t *testing.T) {
+	dir, data := smallDisk(t)
+	writeConfig(t, dir, "")
+	oldEvery, oldHook := heartbeatEvery, testHookHeartbeat
+	heartbeatEvery = 5 * time.Millisecond
+	beats := make(chan error, 1024)
+	testHookHeartbeat = func(err error) {
+		select {
+		case beats <- err:
+		default: // the test reads only as many as it needs
+		}
+	}
+	t.Cleanup(func() { heartbeatEvery, testHookHeartbeat = oldEvery, oldHook })
+	h := start(t, dir, nil) // stopped (a cleanup) before the hook is restored
+
+	filler := filepath.Join(data, "filler")
+	fillUp(t, filler)
+	fillRegister(t, h)
+	// Wait for 50 heartbeats in a row that failed.
+	failed := 0
+	deadline := time.After(hangGuard)
+	for failed < 50 {
+		select {
+		case err := <-beats:
+			if err == nil {
+				failed = 0
+			} else {
+				failed++
+			}
+		case <-deadline:
+			t.Fatalf("no 50 failed heartbeats in a row on a full disk within %s (%d)\n%s", hangGuard, failed, h.log)
+		}
+	}
+	heartbeatLines := func() (failures, recoveries []string) {
+		for _, line := range strings.Split(h.log.String(), "\n") {
+			switch {
+			case strings.Contains(line, "heartbeat") && strings.Contains(line, "level=ERROR"):
+				failures = append(failures, line)
+			case strings.Contains(line, "heartbeat recovered"):
+				recoveries = append(recoveries, line)
+			}
+		}
+		return failures, recoveries
+	}
+	if failures, _ := heartbeatLines(); len(failures) != 1 || !strings.Contains(failures[0], "disk full") {
+		t.Errorf("after 50 failed heartbeats the log has %d heartbeat errors; want one that says disk full:\n%s",
+			len(failures), strings.Join(failures, "\n"))
+	}
+
+	// Space returns: the next heartbeat works, and the log says so once,
+	// with how long it failed.
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	for ok := 0; ok < 3; {
+		select {
+		case err := <-beats:
+			if err == nil {
+				ok++
+			}
+		case <-deadline:
+			t.Fatalf("heartbeats did not recover once space returned\n%s", h.log)
+		}
+	}
+	failures, recoveries := heartbeatLines()
+	if len(failures) != 1 || len(recoveries) != 1 || !regexp.MustCompile(`failed_for=[0-9][0-9.hmµ]*s `).MatchString(recoveries[0]) {
+		t.Fatalf("log after recovery: %d heartbeat errors, recoveries %q; want one error and one recovery saying for how long", len(failures), recoveries)
+	}
+	t.Logf("the log says:\n%s\n%s", failures[0], recoveries[0])
 }
 
 // fillUp writes path until the file system says it is full.
