@@ -78,6 +78,10 @@ type Daemon struct {
 	traffic  *misuse.Controller
 	pusher   *witness.Pusher
 
+	// running are the settings this run started with, in force until
+	// the service restarts whatever the config says meanwhile.
+	running restartSettings
+
 	mu       sync.Mutex
 	cfg      *config.Config // the config in force
 	rejected string         // problems of the file on disk when it is refused
@@ -90,8 +94,11 @@ type Daemon struct {
 	lastReadAt    time.Time
 	looks         chan struct{}
 	warnings      []string
-	nextPurge     time.Time
-	lastPurged    booking.PurgeReport
+	// pendingRestart says which settings of the config in force differ
+	// from running (see notePendingRestart).
+	pendingRestart []string
+	nextPurge      time.Time
+	lastPurged     booking.PurgeReport
 }
 
 // Files in the data folder.
@@ -131,6 +138,7 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 		return fmt.Errorf("refusing to start: booking.api_socket: %w", err)
 	}
 	d.cfg = cfg
+	d.running = restartSettingsOf(cfg)
 	restrictUmask()
 	data, err := config.OpenDataDir(cfg.Storage.DataDir, true)
 	if err != nil {

@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -149,7 +151,7 @@ func (d *Daemon) reload(ctx context.Context) bool {
 	}
 	d.record(ctx, audit.Event{Kind: audit.ConfigAccepted, Actor: "service", Fields: []audit.Field{
 		audit.Hash("sha256", next.SHA256[:]), audit.Token("source", "reload")}})
-	d.warnRestart(cur, next)
+	d.notePendingRestart(next)
 	d.mu.Lock()
 	d.cfg = next
 	d.mu.Unlock()
@@ -234,13 +236,40 @@ func problemKeys(err error) []string {
 	return keys
 }
 
-// warnRestart tells the operator about settings that only take effect when
-// the service restarts.
-func (d *Daemon) warnRestart(cur, next *config.Config) {
-	if cur.Storage.DataDir != next.Storage.DataDir {
-		d.warn("storage.data_dir changed; it takes effect when the service restarts")
+// restartSettings are the settings a running service keeps until it
+// restarts: its data folder is held open, its API listener made.
+type restartSettings struct {
+	dataDir, apiAddr, clientGroup string
+}
+
+func restartSettingsOf(c *config.Config) restartSettings {
+	return restartSettings{dataDir: c.Storage.DataDir, apiAddr: c.APIAddr(), clientGroup: c.Booking.ClientGroup}
+}
+
+// notePendingRestart records which settings of next, the config just put
+// in force, differ from those the service runs with: status shows them
+// for as long as they differ, and the log says so once when each appears.
+// A change back to the value in use clears it.
+func (d *Daemon) notePendingRestart(next *config.Config) {
+	run, want := d.running, restartSettingsOf(next)
+	var msgs []string
+	if want.dataDir != run.dataDir {
+		msgs = append(msgs, fmt.Sprintf("storage.data_dir changed to %q; the service keeps its data in %q until it restarts",
+			want.dataDir, run.dataDir))
 	}
-	if cur.APIAddr() != next.APIAddr() || cur.Booking.ClientGroup != next.Booking.ClientGroup {
-		d.warn("the API address or booking-client group changed; it takes effect when the service restarts")
+	if want.apiAddr != run.apiAddr || want.clientGroup != run.clientGroup {
+		msgs = append(msgs, "the API address or booking-client group changed; it takes effect when the service restarts")
+	}
+	d.mu.Lock()
+	before := d.pendingRestart
+	d.pendingRestart = msgs
+	d.mu.Unlock()
+	for _, m := range msgs {
+		if !slices.Contains(before, m) {
+			d.log.Warn(m)
+		}
+	}
+	if len(before) > 0 && len(msgs) == 0 {
+		d.log.Info("the settings that take effect at a restart are back to those in use")
 	}
 }

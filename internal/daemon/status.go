@@ -15,7 +15,7 @@ func (d *Daemon) status(ctx context.Context) (api.Status, error) {
 	st := api.Status{
 		Version:      d.opts.Version,
 		PC:           cfg.PC.ID,
-		DataDir:      cfg.Storage.DataDir,
+		DataDir:      d.running.dataDir, // the folder in use, not one configured since
 		Config:       cfg.Path,
 		ConfigSHA256: hex.EncodeToString(cfg.SHA256[:]),
 		Started:      d.start.UTC(),
@@ -50,7 +50,7 @@ func (d *Daemon) status(ctx context.Context) (api.Status, error) {
 	d.mu.Lock()
 	st.ConfigRejected = d.rejected
 	st.NextPurge = d.nextPurge.UTC()
-	st.Warnings = append(st.Warnings, d.warnings...)
+	st.Warnings = append(append(st.Warnings, d.warnings...), d.pendingRestart...)
 	d.mu.Unlock()
 	return st, nil
 }
