@@ -13,6 +13,13 @@ import "embed"
 //go:embed linux/carrel.service.tmpl
 var SystemdUnit string
 
+// RelayUnit is the template of carrel-witness.service, the relay through
+// which carrel reaches its witnesses ({{Path}}, {{Config}}, cmd,
+// cmdEscape); internal/svc renders it.
+//
+//go:embed linux/carrel-witness.service.tmpl
+var RelayUnit string
+
 // Debian holds the .deb's maintainer scripts (postinst, prerm, postrm) and
 // debconf templates, under debian/.
 //

@@ -60,13 +60,20 @@ func runService(ctx context.Context, e *env, args []string) error {
 		if err := prepareInstall(e, abs); err != nil {
 			return err
 		}
+		if err := svc.InstallRelay(exe, abs); err != nil {
+			return fmt.Errorf("installing the witness relay: %w", err)
+		}
 		if err := s.Install(); err != nil {
+			svc.UninstallRelay()
 			return fmt.Errorf("installing the %s service: %w", svc.Platform(), err)
 		}
 		fmt.Fprintf(e.stdout, "installed the carrel service (%s) running %s with config %s\nstart it with: carrel service start\n", svc.Platform(), exe, abs)
 	case "uninstall":
 		if err := s.Uninstall(); err != nil {
 			return fmt.Errorf("uninstalling the service: %w", err)
+		}
+		if err := svc.UninstallRelay(); err != nil {
+			return fmt.Errorf("uninstalling the witness relay: %w", err)
 		}
 		fmt.Fprintln(e.stdout, "uninstalled the carrel service; its config and data folder are kept")
 	case "start", "stop", "restart":

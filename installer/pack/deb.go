@@ -28,6 +28,7 @@ const (
 	DebBinary  = "/usr/bin/carrel"
 	DebConfig  = "/etc/carrel/carrel.toml"
 	DebUnit    = "/lib/systemd/system/carrel.service"
+	DebRelay   = "/lib/systemd/system/carrel-witness.service"
 	DebDocDir  = "/usr/share/doc/carrel"
 	DebDataDir = "/var/lib/carrel"
 )
@@ -79,6 +80,10 @@ func Deb(o DebOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	relay, err := svc.RenderRelayUnit(DebBinary, DebConfig)
+	if err != nil {
+		return "", err
+	}
 	readme, err := os.ReadFile(filepath.Join(o.RepoRoot, "README.md"))
 	if err != nil {
 		return "", err
@@ -94,6 +99,7 @@ func Deb(o DebOptions) (string, error) {
 		// can write it can declare one.
 		{DebConfig, 0o600, config.Example("")},
 		{DebUnit, 0o644, []byte(unit)},
+		{DebRelay, 0o644, []byte(relay)},
 		{DebDocDir + "/README.md", 0o644, readme},
 		{DebDocDir + "/copyright", 0o644, copyright},
 		{DebDocDir + "/changelog.gz", 0o644, gzipped(changelog(version, o))},

@@ -75,13 +75,14 @@ func TestDebContents(t *testing.T) {
 	}
 	// mode owner/group … path, as tar lists them.
 	want := map[string]string{
-		"./usr/bin/carrel":                    "-rwxr-xr-x root/root",
-		"./etc/carrel/":                       "drwxr-xr-x root/root",
-		"./etc/carrel/carrel.toml":            "-rw------- root/root",
-		"./lib/systemd/system/carrel.service": "-rw-r--r-- root/root",
-		"./usr/share/doc/carrel/copyright":    "-rw-r--r-- root/root",
-		"./usr/share/doc/carrel/changelog.gz": "-rw-r--r-- root/root",
-		"./usr/share/man/man1/carrel.1.gz":    "-rw-r--r-- root/root",
+		"./usr/bin/carrel":                            "-rwxr-xr-x root/root",
+		"./etc/carrel/":                               "drwxr-xr-x root/root",
+		"./etc/carrel/carrel.toml":                    "-rw------- root/root",
+		"./lib/systemd/system/carrel.service":         "-rw-r--r-- root/root",
+		"./lib/systemd/system/carrel-witness.service": "-rw-r--r-- root/root",
+		"./usr/share/doc/carrel/copyright":            "-rw-r--r-- root/root",
+		"./usr/share/doc/carrel/changelog.gz":         "-rw-r--r-- root/root",
+		"./usr/share/man/man1/carrel.1.gz":            "-rw-r--r-- root/root",
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		f := strings.Fields(l)
@@ -165,6 +166,13 @@ func TestDebLifecycle(t *testing.T) {
 	}
 	if got, _ := os.ReadFile(filepath.Join(root, "lib/systemd/system/carrel.service")); string(got) != unit {
 		t.Errorf("installed unit differs from svc.RenderUnit:\n%s", got)
+	}
+	relay, err := svc.RenderRelayUnit("/usr/bin/carrel", "/etc/carrel/carrel.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(root, "lib/systemd/system/carrel-witness.service")); string(got) != relay {
+		t.Errorf("installed relay unit differs from svc.RenderRelayUnit:\n%s", got)
 	}
 	gid := c.systemGroup("carrel-booking")
 	if link, err := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants/carrel.service")); err != nil || link != "/lib/systemd/system/carrel.service" {
