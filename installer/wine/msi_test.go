@@ -173,7 +173,8 @@ func TestMSIUnderWine(t *testing.T) {
 
 	// A rebuild of the same version (a new product code) replaces the
 	// installed one rather than installing a second carrel.
-	r, log = p.msiexec("/i", winPath(rebuildMSI(t, versionNew)), "/qn")
+	rebuilt := winPath(rebuildMSI(t, versionNew))
+	r, log = p.msiexec("/i", rebuilt, "/qn")
 	if r.code != 0 {
 		t.Fatalf("installing a rebuild of the same version: %v\nlog:\n%s", r, actions(log))
 	}
@@ -198,9 +199,10 @@ func TestMSIUnderWine(t *testing.T) {
 		t.Errorf("service carrel is %q after the refused downgrade; want RUNNING", st)
 	}
 
-	// Uninstall: msiexec /x … /qn stops and removes the service and the
-	// program, and keeps %ProgramData%\carrel.
-	r, log = p.msiexec("/x", newMSI, "/qn")
+	// Uninstall: msiexec /x … /qn, with the package last installed,
+	// stops and removes the service and the program, and keeps
+	// %ProgramData%\carrel.
+	r, log = p.msiexec("/x", rebuilt, "/qn")
 	if r.code != 0 {
 		t.Fatalf("uninstall: %v\nlog:\n%s", r, actions(log))
 	}
@@ -211,7 +213,8 @@ func TestMSIUnderWine(t *testing.T) {
 		t.Errorf("%d products named carrel installed after uninstall; want none", n)
 	}
 	if _, err := os.Stat(p.host(installedExe)); !os.IsNotExist(err) {
-		t.Errorf("%s after uninstall: %v; want it gone", installedExe, err)
+		t.Errorf("%s after uninstall: %v; want it gone\nlog:\n%s\ntasklist:\n%s\nsession manager:\n%s", installedExe, err, actions(log),
+			p.run("tasklist").stdout, p.run("reg", "query", `HKLM\System\CurrentControlSet\Control\Session Manager`).stdout)
 	}
 	for _, f := range []string{"carrel.toml", "bookings.db", "audit.db", "audit.key"} {
 		if _, err := os.Stat(p.host(dataDir + `\` + f)); err != nil {
