@@ -50,7 +50,8 @@ func OpenDataDir(path string, create bool) (*DataDir, error) {
 		return nil, fmt.Errorf("opening data folder %q: %w", leaf.path, err)
 	}
 	var want, got unix.Stat_t
-	if err := unix.Fstat(leaf.fd, &want); err == nil {
+	err = unix.Fstat(leaf.fd, &want)
+	if err == nil {
 		err = unix.Fstat(fd, &got)
 	}
 	if err != nil || got.Dev != want.Dev || got.Ino != want.Ino {
