@@ -76,11 +76,7 @@ func TestRestartKeepsOpenBookings(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("audit list: %d %s", code, out)
 		}
-		var lines []string
-		for _, l := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
-			lines = append(lines, l)
-		}
-		return lines
+		return strings.Split(strings.TrimSpace(out), "\n")[1:]
 	}
 
 	// A clean stop and start: the booking stays open and ends normally.

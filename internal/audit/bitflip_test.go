@@ -72,12 +72,11 @@ func (f flip) set(db *sql.DB, from, to any) error {
 func flipTargets(t *testing.T, db *sql.DB) []flip {
 	t.Helper()
 	type table struct {
-		name    string
-		keys    []string
-		ints    map[string]int // integer column → bits to flip
-		texts   []string
-		isBlob  bool
-		selects string
+		name   string
+		keys   []string
+		ints   map[string]int // integer column → bits to flip
+		texts  []string
+		isBlob bool
 	}
 	tables := []table{
 		{name: "entries", keys: []string{"seq"}, ints: map[string]int{"seq": 16, "v": 8}, texts: []string{"time", "kind", "actor"}},

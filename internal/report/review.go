@@ -4,7 +4,6 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/carrel-lib/carrel/internal/audit"
@@ -855,15 +854,4 @@ func auditReview(f *Facts, p Period) AuditReview {
 	a.Kinds = counts(kinds)
 	a.WitnessRefusals = counts(refusals)
 	return a
-}
-
-// problemsList splits a config.rejected entry's problems field.
-func problemsList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ", ") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

@@ -1,9 +1,6 @@
 package report
 
-import (
-	"strings"
-	"time"
-)
+import "strings"
 
 func short(sum string) string {
 	if len(sum) > 12 {
@@ -245,9 +242,6 @@ func orDash(s string) string {
 	}
 	return s
 }
-
-// days is a helper for the processing and breach reports.
-func days(d time.Duration) float64 { return float64(d) / float64(24*time.Hour) }
 
 func exportResult(e ExportReview, tr printer) string {
 	s := tr.t("export." + e.Result)
