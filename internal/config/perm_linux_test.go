@@ -13,6 +13,32 @@ import (
 	"github.com/carrel-lib/carrel/internal/testenv"
 )
 
+// write creates name in dir holding the base config, with mode.
+func write(t *testing.T, dir, name string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(base), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// mkdir creates the folder name in dir with mode.
+func mkdir(t *testing.T, dir, name string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // privateDir is a temporary folder only its owner can write, with every
 // folder above it safe (t.TempDir's parent is the sticky /tmp).
 func privateDir(t *testing.T) string {
