@@ -151,8 +151,8 @@ func splitSignatureLine(line string) (string, []byte, error) {
 	return name, sig, nil
 }
 
-// ErrUnknownWitness: a cosignature is by a witness none of the given keys
-// belongs to; it can be neither trusted nor refuted.
+// ErrUnknownWitness reports a cosignature by a witness none of the given
+// keys belongs to; it can be neither trusted nor refuted.
 var ErrUnknownWitness = errors.New("cosignature by a witness whose key is not given")
 
 // VerifyCosignature checks that line is a valid cosignature on the signed

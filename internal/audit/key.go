@@ -26,8 +26,8 @@ import (
 // for a moment, and processes that open a new log at once all sign with
 // the one key on disk.
 
-// ErrKeyDamaged: the signing key file is there but holds no signing key
-// (it is empty, cut or overwritten). carrel never replaces it by itself:
+// ErrKeyDamaged reports that the signing key file is there but holds no
+// signing key (it is empty, cut or overwritten). carrel never replaces it by itself:
 // the error says what to do.
 var ErrKeyDamaged = errors.New("audit signing key damaged")
 

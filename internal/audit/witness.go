@@ -68,7 +68,7 @@ type Refusal struct {
 // Pending reports whether the refusal waits for an acknowledgement.
 func (r *Refusal) Pending() bool { return r != nil && r.AckedAt.IsZero() }
 
-// ErrNoRefusal: AcknowledgeRefusal found no refusal waiting.
+// ErrNoRefusal is returned by AcknowledgeRefusal when no refusal is waiting.
 var ErrNoRefusal = errors.New("no refusal waits for an acknowledgement")
 
 // WitnessStates returns what the log keeps of every witness it has seen,
@@ -373,8 +373,8 @@ func (l *Log) LatestCosigned(ctx context.Context, keys []WitnessKey, quorum int)
 	return CosignedCheckpoint{}, ErrNotWitnessed
 }
 
-// ErrNotWitnessed: no checkpoint carries cosignatures by enough of the
-// given witnesses.
+// ErrNotWitnessed reports that no checkpoint carries cosignatures by
+// enough of the given witnesses.
 var ErrNotWitnessed = errors.New("no checkpoint is cosigned by enough witnesses")
 
 func clip(s string, n int) string {

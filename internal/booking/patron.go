@@ -30,8 +30,8 @@ func (s *Store) patronHMAC(card string) []byte {
 // patron's request to see their own data.
 func (s *Store) PatronHMAC(card string) []byte { return s.patronHMAC(card) }
 
-// ErrNoSecret: the store was opened without the patron secret (read-only),
-// so it cannot find a card's bookings.
+// ErrNoSecret reports that the store was opened without the patron secret
+// (read-only), so it cannot find a card's bookings.
 var ErrNoSecret = errors.New("the booking register was opened without the patron secret")
 
 // ByPatron returns every stored booking made with card, oldest first: what
@@ -65,8 +65,8 @@ func (s *Store) ByPatron(ctx context.Context, card string) ([]Booking, error) {
 	return out, nil
 }
 
-// ErrSecretDamaged: the patron key file is there but does not hold a
-// key (it is empty, or of the wrong size). carrel never replaces it by
+// ErrSecretDamaged reports that the patron key file is there but does not
+// hold a key (it is empty, or of the wrong size). carrel never replaces it by
 // itself: see LoadOrCreateSecret.
 var ErrSecretDamaged = errors.New("patron key damaged")
 

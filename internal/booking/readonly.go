@@ -9,7 +9,8 @@ import (
 	"github.com/carrel-lib/carrel/internal/sqlitedb"
 )
 
-// ErrNotExist: OpenReadOnly found no register at the path.
+// ErrNotExist is returned by OpenReadOnly when it finds no register at the
+// path.
 var ErrNotExist = errors.New("booking register does not exist")
 
 // OpenReadOnly opens an existing register for reading only, without the

@@ -340,8 +340,8 @@ func identities(keys []*age.X25519Identity) []age.Identity {
 	return out
 }
 
-// ErrWrongIdentity: the identity given cannot decrypt a sealed segment,
-// or is not the head librarian's (not in capture.recipients).
+// ErrWrongIdentity reports that the identity given cannot decrypt a sealed
+// segment, or is not the head librarian's (not in capture.recipients).
 var ErrWrongIdentity = errors.New("not the head librarian's key")
 
 func identityError(segment, file string, err error) error {

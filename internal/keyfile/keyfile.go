@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// StepHook, when set, is called after each step of writing a file: "temp"
+// StepHook is called, when set, after each step of writing a file: "temp"
 // (the temporary file exists, empty), "written", "synced", "named" (the
 // file has its name) and "done" (the folder is synced). Crash tests in a
 // child process report the step, and the parent kills the child there.

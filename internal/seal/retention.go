@@ -113,7 +113,8 @@ func (s *Store) Purge(ctx context.Context, now time.Time, caseEnd CaseEnd, reten
 	return p, errors.Join(errs...)
 }
 
-// ErrNoHold: Release found no legal hold under the order.
+// ErrNoHold is returned by Release when it finds no legal hold under the
+// order.
 var ErrNoHold = errors.New("no legal hold under this order")
 
 // maxOrderRef bounds an order reference; court references are short.

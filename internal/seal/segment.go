@@ -68,17 +68,17 @@ func (f *fileWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *openSegment) write(rec []byte, ts time.Time) error {
-	if _, err := s.enc.Write(rec); err != nil {
+func (seg *openSegment) write(rec []byte, ts time.Time) error {
+	if _, err := seg.enc.Write(rec); err != nil {
 		return err
 	}
-	s.plain += int64(len(rec))
-	s.records++
-	if s.first.IsZero() || ts.Before(s.first) {
-		s.first = ts
+	seg.plain += int64(len(rec))
+	seg.records++
+	if seg.first.IsZero() || ts.Before(seg.first) {
+		seg.first = ts
 	}
-	if ts.After(s.last) {
-		s.last = ts
+	if ts.After(seg.last) {
+		seg.last = ts
 	}
 	return nil
 }

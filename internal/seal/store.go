@@ -157,8 +157,8 @@ func (s *Store) refreshStored(ctx context.Context) error {
 	return nil
 }
 
-// ErrNoStore: Open without a Recorder, or Exists, found no traffic store,
-// so no traffic was ever sealed under this data folder.
+// ErrNoStore is returned when Open (without a Recorder) or Exists finds no
+// traffic store: no traffic was ever sealed under this data folder.
 var ErrNoStore = errors.New("no traffic store: nothing has been captured")
 
 // Exists returns nil when dataDir holds a traffic store and an error
