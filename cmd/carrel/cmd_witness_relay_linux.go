@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/witness"
 )
@@ -90,7 +92,18 @@ func runWitnessRelayAllow(ctx context.Context, e *env, args []string) error {
 		}
 	}
 	log.Info("witness relay destinations", "witnesses", len(allowed), "addresses", strings.Join(prefixes, " "))
+	if !unifiedCgroups() {
+		log.Warn("this system has no unified cgroup hierarchy, so systemd cannot enforce the relay unit's IPAddressDeny=: " +
+			"the relay's own check of each destination is then the only limit on where it connects")
+	}
 	return nil
+}
+
+// unifiedCgroups reports whether /sys/fs/cgroup is a cgroup2 file system,
+// which systemd's IP firewall (IPAddressDeny=) needs.
+func unifiedCgroups() bool {
+	var st unix.Statfs_t
+	return unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC
 }
 
 func runWitnessRelayRun(ctx context.Context, e *env, args []string) error {

@@ -67,6 +67,18 @@ func (c *container) consoleTail() string {
 // host removed, when the test ends, whether it passed or not.
 func bootContainer(t *testing.T, root string) *container {
 	t.Helper()
+	return bootContainerWith(t, root, bootOptions{})
+}
+
+// bootOptions change how bootContainerWith starts systemd-nspawn.
+type bootOptions struct {
+	env  []string // added to systemd-nspawn's environment
+	args []string // added to its arguments
+}
+
+// bootContainerWith is bootContainer with options.
+func bootContainerWith(t *testing.T, root string, o bootOptions) *container {
+	t.Helper()
 	testenv.NeedRoot(t)
 	testenv.NeedTool(t, "systemd-nspawn", "nsenter")
 	suffix := make([]byte, 4)
@@ -78,8 +90,9 @@ func bootContainer(t *testing.T, root string) *container {
 	if err := os.WriteFile(filepath.Join(root, "etc/hostname"), []byte(c.name+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.nspawn = exec.Command("systemd-nspawn", "--directory", root, "--machine", c.name,
-		"--register=no", "--keep-unit", "--private-network", "--boot", "--console=pipe")
+	c.nspawn = exec.Command("systemd-nspawn", append(append([]string{"--directory", root, "--machine", c.name,
+		"--register=no", "--keep-unit", "--private-network"}, o.args...), "--boot", "--console=pipe")...)
+	c.nspawn.Env = append(os.Environ(), o.env...)
 	c.nspawn.Stdout, c.nspawn.Stderr = c, c
 	// Should the test binary die (a test timeout), nspawn gets SIGTERM,
 	// which it turns into an orderly poweroff of the container.

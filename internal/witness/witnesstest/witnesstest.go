@@ -101,6 +101,7 @@ type Witness struct {
 	stderr  *lockedBuffer
 	agent   *exec.Cmd
 	wrapped func(*exec.Cmd) // runs the witness somewhere else (a network namespace)
+	probe   func(addr string) bool
 }
 
 // Options say where the witness runs.
@@ -112,6 +113,9 @@ type Options struct {
 	// Wrap, when set, changes the command before it starts (to run it in
 	// a network namespace with nsenter, say).
 	Wrap func(*exec.Cmd)
+	// Probe, when set, reports whether the witness answers at addr; by
+	// default a TCP connection from this process.
+	Probe func(addr string) bool
 }
 
 // Start starts a witness with a new key in a new database. It is stopped
@@ -125,7 +129,7 @@ func Start(t testing.TB, o Options) *Witness {
 	}
 	dir := t.TempDir()
 	w := &Witness{t: t, Name: o.Name, Dir: dir, DB: filepath.Join(dir, "witness.db"), litewit: lw, witnessctl: ctl,
-		agentSock: filepath.Join(dir, "agent.sock"), wrapped: o.Wrap}
+		agentSock: filepath.Join(dir, "agent.sock"), wrapped: o.Wrap, probe: o.Probe}
 	keyFile := filepath.Join(dir, "witness-key")
 	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "carrel test witness", "-f", keyFile)
 	out := run(t, "ssh-keygen", "-l", "-E", "sha256", "-f", keyFile+".pub")
@@ -214,6 +218,9 @@ func (w *Witness) Restart() {
 
 // answers reports whether something accepts connections at Addr.
 func (w *Witness) answers() bool {
+	if w.probe != nil {
+		return w.probe(w.Addr)
+	}
 	c, err := net.DialTimeout("tcp", w.Addr, time.Second)
 	if err != nil {
 		return false
