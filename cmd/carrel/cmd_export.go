@@ -16,6 +16,7 @@ import (
 
 	"filippo.io/age"
 
+	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/export"
 	"github.com/carrel-lib/carrel/internal/seal"
@@ -228,6 +229,9 @@ func runExportVerify(ctx context.Context, e *env, args []string) error {
 	var keys stringList
 	fs.Var(&keys, "verifier", "the bundle must be signed by this verifier `KEY` (the PC's, kept off it: `carrel audit key`); repeatable")
 	configPath := fs.String("config", "", "on the PC: the bundle must be signed by one of this PC's audit keys, found through this config `FILE`; without it nothing but the bundle is read")
+	var witnessKeys stringList
+	fs.Var(&witnessKeys, "witness-key", "check the bundle's cosigned checkpoint with this witness verifier `KEY` (from the witness's operator) instead of the keys it carries; the bundle must then be witnessed; repeatable")
+	quorum := fs.Int("quorum", 1, "with --witness-key: how many of those witnesses must have cosigned (`N`)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -243,6 +247,15 @@ func runExportVerify(ctx context.Context, e *env, args []string) error {
 		return usagef("export verify takes one bundle folder")
 	}
 	var opts export.VerifyOptions
+	if len(witnessKeys) > 0 {
+		if _, err := audit.ParseWitnessKeys(witnessKeys); err != nil {
+			return usagef("--witness-key: %v", err)
+		}
+		if *quorum < 1 || *quorum > len(witnessKeys) {
+			return usagef("--quorum must be between 1 and the %d witness keys given", len(witnessKeys))
+		}
+		opts.WitnessKeys, opts.WitnessQuorum = witnessKeys, *quorum
+	}
 	if *identity != "" {
 		ids, err := seal.LoadIdentities(*identity)
 		if err != nil {
@@ -289,6 +302,13 @@ func runExportVerify(ctx context.Context, e *env, args []string) error {
 	} else {
 		fmt.Fprintf(w, "  compare it, off the PC, with the verifier key the head librarian keeps (`carrel audit key`, or --verifier KEY):\n")
 		fmt.Fprintf(w, "  the bundle proves only what that key signed, and anyone can make a bundle that verifies with a key of their own\n")
+	}
+	if rep.Witnessed != "" {
+		fmt.Fprintf(w, "witnessed: %s, checked with the witness keys from %s; %s extends it\n", printable(rep.Witnessed), rep.WitnessKeysFrom, printable(rep.Checkpoint))
+		if len(witnessKeys) == 0 {
+			fmt.Fprintf(w, "  the witness keys came with the bundle: check them against the ones the witnesses' operators publish (--witness-key KEY)\n")
+		}
+		return nil
 	}
 	fmt.Fprintf(w, "  to rule out a log rewritten on the PC, compare %s with a checkpoint kept off it (`carrel audit verify --trusted`) or a witness\n",
 		printable(rep.SignedBy))

@@ -213,3 +213,39 @@ func ParseWitnessKeys(keys []string) ([]WitnessKey, error) {
 	}
 	return out, nil
 }
+
+// OpenCosigned opens a cosigned checkpoint (what `carrel audit checkpoint
+// --cosigned` prints and an export bundle carries): the log's signature
+// must verify with logKey, every cosignature by one of keys must verify,
+// and at least quorum of keys (each counted once) must have cosigned it;
+// else the error matches ErrNotWitnessed. Cosignatures by other keys are
+// ignored. It returns the checkpoint and the cosignatures that verified.
+func OpenCosigned(msg []byte, logKey string, keys []WitnessKey, quorum int) (Checkpoint, []Cosignature, error) {
+	cp, err := OpenCheckpoint(msg, logKey)
+	if err != nil {
+		return Checkpoint{}, nil, err
+	}
+	own, others, err := splitNoteSignatures(msg, cp.Origin)
+	if err != nil {
+		return Checkpoint{}, nil, err
+	}
+	base := cp
+	base.Note = own
+	var out []Cosignature
+	by := map[string]bool{}
+	for _, line := range others {
+		c, k, err := VerifyCosignature(base, line, keys)
+		if errors.Is(err, ErrUnknownWitness) {
+			continue
+		}
+		if err != nil {
+			return Checkpoint{}, nil, err
+		}
+		out = append(out, c)
+		by[k.Text] = true
+	}
+	if quorum = max(quorum, 1); len(by) < quorum {
+		return cp, out, fmt.Errorf("%w: %d of the %d witness keys cosigned checkpoint %d, %d needed", ErrNotWitnessed, len(by), len(keys), cp.Size, quorum)
+	}
+	return cp, out, nil
+}

@@ -251,6 +251,9 @@ func (x *exporter) writeAudit(ctx context.Context) error {
 	if _, err := x.bag.writeFile(verifierKeyFile, []byte(x.log.Verifier()+"\n")); err != nil {
 		return err
 	}
+	if err := x.writeWitnessed(ctx, cp); err != nil {
+		return err
+	}
 	x.custody.Audit.Origin, x.custody.Audit.CheckpointSize = cp.Origin, cp.Size
 	return nil
 }

@@ -55,6 +55,12 @@ type VerifyOptions struct {
 	// decrypts every sealed segment and checks that the decrypted files are
 	// exactly its content in the window.
 	Identities []age.Identity
+	// WitnessKeys, when given, are witness verifier keys from the
+	// witnesses' operators: the bundle's cosigned checkpoint is checked
+	// with them (and WitnessQuorum) instead of the keys it carries, and a
+	// bundle without one fails.
+	WitnessKeys   []string
+	WitnessQuorum int
 }
 
 // Report is what a bundle that verifies holds.
@@ -73,6 +79,11 @@ type Report struct {
 	TagSHA256 string
 	EndSeq    int64  // the export.end entry of the signature
 	SignedBy  string // origin and size of the checkpoint the signature was proved against
+	// Witnessed names the checkpoint the PC's witnesses cosigned and who
+	// cosigned it ("" when the bundle carries none), and WitnessKeysFrom
+	// where the keys checked came from.
+	Witnessed       string
+	WitnessKeysFrom string
 }
 
 // VerifyDir verifies the bundle in dir. Nothing outside dir is read, and
@@ -104,7 +115,11 @@ func VerifyDir(dir string, opts VerifyOptions) (*Report, error) {
 //     checkpoint and verifier key, the export.start entry naming this order
 //     and window, and every sealed segment matching the size and SHA-256 of
 //     its proved segment.sealed entry;
-//  6. with identities: every decrypted file equals the sealed segment's
+//  6. the witnesses (witness.go): a cosigned checkpoint, when the bundle
+//     carries one, is the log's, cosigned by the quorum of the witness
+//     keys (the bundle's, or VerifyOptions.WitnessKeys), and the entries'
+//     checkpoint extends it; with WitnessKeys a bundle without one fails;
+//  7. with identities: every decrypted file equals the sealed segment's
 //     content in the window.
 //
 // What it cannot tell: whether the verifier key is the PC's. Whoever holds
@@ -143,7 +158,7 @@ func verifyBag(fsys fs.FS, bag *Bag, opts VerifyOptions, withSignature bool) (*R
 			return nil, err
 		}
 	}
-	c, err := checkContent(fsys, bag, rep)
+	c, err := checkContent(fsys, bag, opts, rep)
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // segment.sealed entry, the files an export writes and nothing else under
 // data/, and custody.json against the manifests. It runs after every
 // digest was checked, so the files it reads are the ones exported.
-func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
+func checkContent(fsys fs.FS, bag *Bag, opts VerifyOptions, rep *Report) (*content, error) {
 	c := &content{}
 	order, win, err := orderAndWindow(bag)
 	if err != nil {
@@ -47,6 +47,9 @@ func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
 		return nil, bad(checkpointFile, "not a checkpoint signed by the key in %s: %v", verifierKeyFile, err)
 	}
 	rep.Checkpoint, rep.Verifier = ck.String(), key
+	if err := checkWitnessed(fsys, bag, cp, key, opts, rep); err != nil {
+		return nil, err
+	}
 
 	sealed, startSeq, err := checkEntries(fsys, bag, cp, key, order, win, rep)
 	if err != nil {
@@ -61,7 +64,7 @@ func checkContent(fsys fs.FS, bag *Bag, rep *Report) (*content, error) {
 	}
 	for _, p := range sortedKeys(bag.Files) {
 		ok := !strings.HasPrefix(p, "data/") || p == bookingsCSV || p == custodyFile || p == configFile ||
-			p == checkpointFile || p == verifierKeyFile ||
+			p == checkpointFile || p == verifierKeyFile || isWitnessFile(p) ||
 			strings.HasPrefix(p, auditDir+"/entries/") || strings.HasPrefix(p, trafficDir+"/")
 		if !ok {
 			return nil, bad(p, "not a file a carrel export writes")
