@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/misuse"
+	"github.com/carrel-lib/carrel/internal/svc"
 )
 
 func init() {
@@ -85,6 +87,11 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 			}
 		}
 	}
+	if cfg != nil {
+		if w := sandboxWarning(cfg.Storage.DataDir); w != "" {
+			fmt.Fprintln(e.stderr, printable(w))
+		}
+	}
 	if len(lines) > 0 {
 		for _, l := range lines {
 			fmt.Fprintln(e.stdout, l)
@@ -94,6 +101,27 @@ func runConfigCheck(_ context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: valid (pc %s, %d case(s))\n", *path, cfg.PC.ID, len(cfg.Cases))
 	return nil
+}
+
+// sandboxWarning warns, on a system where carrel's systemd unit is
+// installed, when that unit (with its drop-ins) does not let the service
+// write the data folder: the config is valid, but the service would fail
+// to start with "read-only file system" and restart in a loop. It says
+// what drop-in to add; "" when there is nothing to say.
+func sandboxWarning(dataDir string) string {
+	if runtime.GOOS != "linux" {
+		return ""
+	}
+	sb, ok, err := svc.InstalledSandbox()
+	switch {
+	case err != nil:
+		return fmt.Sprintf("warning: cannot tell whether the systemd unit lets carrel write storage.data_dir: %v", err)
+	case !ok || sb.Allows(dataDir):
+		return ""
+	}
+	_, serr := os.Stat(dataDir)
+	return fmt.Sprintf("warning: storage.data_dir: the installed unit %s does not let the service write %q: "+
+		"the service would fail to start and restart in a loop\nhint: %s", sb.Unit, dataDir, svc.DataDirHint(dataDir, serr == nil))
 }
 
 // fixed is a permission problem with its fix, when it has one.

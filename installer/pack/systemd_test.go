@@ -410,9 +410,13 @@ func (s *systemdTest) killRestart() {
 }
 
 // dataDirElsewhere: the unit lets carrel write only /var/lib/carrel
-// (ProtectSystem=strict), so a data folder elsewhere needs the drop-in the
-// README gives; without it carrel fails to start and says why. Then it goes
-// back to /var/lib/carrel for the steps after.
+// (ProtectSystem=strict) and hides home folders (ProtectHome=yes), so a
+// data folder elsewhere needs a drop-in. For a folder under /srv and one
+// under /home, neither made yet: the running service says the change
+// waits for a restart, `carrel config check` warns and gives the fix, the
+// restart fails and the journal gives it too, and following that hint
+// word for word makes carrel run there. Then it goes back to
+// /var/lib/carrel for the steps after.
 func (s *systemdTest) dataDirElsewhere() {
 	t := s.t
 	cfgPath := s.path("/etc/carrel/carrel.toml")
@@ -425,36 +429,19 @@ func (s *systemdTest) dataDirElsewhere() {
 		t.Fatalf("the config has no line %s", line)
 	}
 	kept := len(s.bookings())
-	s.run("install -d -m 0700 /srv/carrel")
-	s.writeConfig(strings.Replace(string(orig), line, `data_dir = "/srv/carrel"`, 1))
 	old := s.mainPID()
-	s.run("systemctl restart carrel")
-	s.wait("carrel to fail on the read-only /srv/carrel", func() (bool, string) {
-		j := s.journal("-u carrel")
-		return strings.Contains(j, "/srv/carrel/carrel.lock: read-only file system"), j
-	})
-
-	// The README's drop-in (what `systemctl edit carrel` writes).
-	dropIn := s.path("/etc/systemd/system/carrel.service.d/data-dir.conf")
-	if err := os.MkdirAll(filepath.Dir(dropIn), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(dropIn, []byte("[Service]\nReadWritePaths=/srv/carrel\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s.run("systemctl daemon-reload && systemctl reset-failed carrel && systemctl restart carrel")
-	old = s.waitRunning(old)
-	if st := s.status(); st.DataDir != "/srv/carrel" {
-		t.Errorf("with the drop-in carrel runs on %q; want /srv/carrel", st.DataDir)
-	}
-	s.run("carrel booking start --ref sysd-srv && carrel booking end --ref sysd-srv")
-	if _, err := os.Stat(s.path("/srv/carrel/bookings.db")); err != nil {
-		t.Errorf("no register in /srv/carrel: %v", err)
+	inUse := "/var/lib/carrel"
+	for _, c := range []struct{ dir, failure string }{
+		{"/srv/carrel", "read-only file system"},
+		{"/home/lib/carrel", "permission denied"},
+	} {
+		old = s.moveDataDir(strings.Replace(string(orig), line, `data_dir = "`+c.dir+`"`, 1), inUse, c.dir, c.failure, old)
+		inUse = c.dir
 	}
 
 	// Back to /var/lib/carrel, without the drop-in.
 	s.writeConfig(string(orig))
-	if err := os.Remove(dropIn); err != nil {
+	if err := os.Remove(s.path(dropInPath)); err != nil {
 		t.Fatal(err)
 	}
 	s.run("systemctl daemon-reload && systemctl restart carrel")
@@ -465,6 +452,69 @@ func (s *systemdTest) dataDirElsewhere() {
 	if n := len(s.bookings()); n != kept {
 		t.Errorf("back on /var/lib/carrel carrel lists %d bookings; want the %d there before", n, kept)
 	}
+}
+
+// dropInPath is where `systemctl edit carrel` writes its drop-in.
+const dropInPath = "/etc/systemd/system/carrel.service.d/override.conf"
+
+// moveDataDir rolls out config (which moves the data folder from inUse to
+// dir, a folder not made yet), checks what carrel says, restarts, and
+// follows carrel's hint. It returns the service's new main pid.
+func (s *systemdTest) moveDataDir(config, inUse, dir, failure string, old int) int {
+	t := s.t
+	s.writeConfig(config)
+	// The running service keeps its folder until it restarts, and says so.
+	s.wait("status to say the data folder changes at the restart", func() (bool, string) {
+		st := s.status()
+		return st.DataDir == inUse && strings.Contains(strings.Join(st.Warnings, "\n"), "storage.data_dir changed to \""+dir+"\""),
+			fmt.Sprintf("data_dir %s, warnings %q", st.DataDir, st.Warnings)
+	})
+	// config check: valid (exit 0), with a warning and the fix.
+	if out, err := s.sh("root", "carrel config check 2>/dev/null"); err != nil || !strings.Contains(out, "valid") {
+		t.Fatalf("carrel config check with data_dir %s: %v; want valid\n%s", dir, err, out)
+	}
+	out, _ := s.sh("root", "carrel config check 2>&1 >/dev/null")
+	if !strings.HasPrefix(out, "warning: storage.data_dir: the installed unit") {
+		t.Fatalf("carrel config check with data_dir %s does not warn:\n%s", dir, out)
+	}
+	install := regexp.MustCompile(`\((install -d -m 0700 [^)]+)\)`).FindStringSubmatch(out)
+	at := strings.Index(out, "[Service]\n")
+	if install == nil || at < 0 {
+		t.Fatalf("carrel config check does not say to create %s and what drop-in to add:\n%s", dir, out)
+	}
+	dropIn := strings.TrimSpace(out[at:]) + "\n"
+	t.Logf("carrel config check says:\n%s", out)
+
+	// The restart fails, and the journal says why and what to do.
+	s.run("systemctl restart carrel || true")
+	s.wait("carrel to fail on "+dir+" and give the fix", func() (bool, string) {
+		j := s.journal("-u carrel")
+		return strings.Contains(j, failure) && strings.Contains(j, "hint: the systemd unit lets carrel write only") &&
+			strings.Contains(j, "ReadWritePaths="+dir), j
+	})
+
+	// Carrel's hint, word for word: make the folder, add the drop-in.
+	s.run(install[1])
+	if err := os.MkdirAll(filepath.Dir(s.path(dropInPath)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.path(dropInPath), []byte(dropIn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.run("systemctl daemon-reload && systemctl reset-failed carrel && systemctl restart carrel")
+	old = s.waitRunning(old)
+	if st := s.status(); st.DataDir != dir || len(st.Warnings) != 0 {
+		t.Errorf("with the drop-in carrel runs on %q, warning %q; want %s and no warnings", st.DataDir, st.Warnings, dir)
+	}
+	if out := s.run("carrel config check 2>&1"); strings.Contains(out, "warning") {
+		t.Errorf("carrel config check with the drop-in in place still warns:\n%s", out)
+	}
+	ref := "sysd-" + filepath.Base(filepath.Dir(dir))
+	s.run("carrel booking start --ref " + ref + " && carrel booking end --ref " + ref)
+	if _, err := os.Stat(s.path(filepath.Join(dir, "bookings.db"))); err != nil {
+		t.Errorf("no register in %s: %v", dir, err)
+	}
+	return old
 }
 
 // upgrade installs the next version over the running one, as the README's

@@ -142,13 +142,14 @@ func (d *Daemon) run(ctx context.Context) (err error) {
 	restrictUmask()
 	data, err := config.OpenDataDir(cfg.Storage.DataDir, true)
 	if err != nil {
-		return fmt.Errorf("refusing to start: storage.data_dir: %w", err)
+		return sandboxHint(fmt.Errorf("refusing to start: storage.data_dir: %w", err), cfg.Storage.DataDir, "")
 	}
 	defer data.Close()
 	d.data = data
 	// Files are opened as /proc/self/fd/N/…; messages name the folder.
 	d.log = slog.New(folderNamer{Handler: d.log.Handler(), data: data})
 	defer func() { err = data.Named(err) }()
+	defer func() { err = sandboxHint(err, cfg.Storage.DataDir, data.Path()) }()
 	dataDir := data.Path()
 	unlock, err := lockDataDir(data.Join(lockFile), data.Name())
 	if err != nil {

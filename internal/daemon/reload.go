@@ -19,6 +19,10 @@ import (
 // or fail each reading.
 var loadConfig = config.Load
 
+// checkDataDir judges a data folder a new config names; tests replace it
+// to stand for a folder the unit's sandbox hides.
+var checkDataDir = config.CheckDataDir
+
 // watchConfig returns a channel that receives whenever the config file is
 // to be looked at again: at every poll, and settle after a notification
 // for the file. It watches the folder, not the file, because editors and
@@ -122,8 +126,9 @@ func (d *Daemon) reload(ctx context.Context) bool {
 		time.AfterFunc(wait, func() { look(looks) })
 		return false
 	}
+	var unjudged []string
 	if err == nil {
-		if err = d.checkPaths(next); err != nil && !config.IsRefusal(err) {
+		if unjudged, err = d.checkPaths(next); err != nil && !config.IsRefusal(err) {
 			d.unreadable(err)
 			return false
 		}
@@ -151,7 +156,7 @@ func (d *Daemon) reload(ctx context.Context) bool {
 	}
 	d.record(ctx, audit.Event{Kind: audit.ConfigAccepted, Actor: "service", Fields: []audit.Field{
 		audit.Hash("sha256", next.SHA256[:]), audit.Token("source", "reload")}})
-	d.notePendingRestart(next)
+	d.notePendingRestart(next, unjudged)
 	d.mu.Lock()
 	d.cfg = next
 	d.mu.Unlock()
@@ -164,21 +169,35 @@ func (d *Daemon) reload(ctx context.Context) bool {
 // checkPaths judges the folders a new config names, by name: they take
 // effect only when the service restarts, but a config that names a data
 // folder or socket folder that other accounts can change is refused now.
-func (d *Daemon) checkPaths(c *config.Config) error {
+// A new folder that cannot be looked at now (the unit's sandbox hides
+// home folders from the service) is no reason to hold back the rest of
+// the config: it is judged when the service restarts and opens it, and
+// unjudged says so, per key.
+func (d *Daemon) checkPaths(c *config.Config) (unjudged []string, err error) {
 	var ps []config.PathProblem
 	var pe *config.PermissionError
-	for _, err := range []error{config.CheckDataDir(c.Storage.DataDir), config.CheckSocketDir(c.Booking.APISocket)} {
+	for _, f := range []struct {
+		key, path string
+		changed   bool
+		err       error
+	}{
+		{"storage.data_dir", c.Storage.DataDir, c.Storage.DataDir != d.running.dataDir, checkDataDir(c.Storage.DataDir)},
+		{"booking.api_socket", c.Booking.APISocket, c.APIAddr() != d.running.apiAddr, config.CheckSocketDir(c.Booking.APISocket)},
+	} {
 		switch {
-		case errors.As(err, &pe):
+		case errors.As(f.err, &pe):
 			ps = append(ps, pe.Problems...)
-		case err != nil:
-			return err
+		case f.err != nil && f.changed:
+			unjudged = append(unjudged, fmt.Sprintf("%s %q could not be checked now (%v); it is checked when the service restarts",
+				f.key, f.path, f.err))
+		case f.err != nil:
+			return nil, f.err
 		}
 	}
 	if len(ps) == 0 {
-		return nil
+		return unjudged, nil
 	}
-	return &config.Refused{Path: d.opts.ConfigPath, SHA256: c.SHA256, Permissions: &config.PermissionError{Problems: ps}}
+	return nil, &config.Refused{Path: d.opts.ConfigPath, SHA256: c.SHA256, Permissions: &config.PermissionError{Problems: ps}}
 }
 
 // unreadable logs, once per distinct error, that the config file could
@@ -249,10 +268,11 @@ func restartSettingsOf(c *config.Config) restartSettings {
 // notePendingRestart records which settings of next, the config just put
 // in force, differ from those the service runs with: status shows them
 // for as long as they differ, and the log says so once when each appears.
-// A change back to the value in use clears it.
-func (d *Daemon) notePendingRestart(next *config.Config) {
+// A change back to the value in use clears it. unjudged are checkPaths'
+// notes on new folders it could not judge.
+func (d *Daemon) notePendingRestart(next *config.Config, unjudged []string) {
 	run, want := d.running, restartSettingsOf(next)
-	var msgs []string
+	msgs := unjudged
 	if want.dataDir != run.dataDir {
 		msgs = append(msgs, fmt.Sprintf("storage.data_dir changed to %q; the service keeps its data in %q until it restarts",
 			want.dataDir, run.dataDir))

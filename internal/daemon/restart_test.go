@@ -3,10 +3,12 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/carrel-lib/carrel/internal/api"
@@ -98,5 +100,53 @@ func TestDataDirChangeTakesEffectAtRestart(t *testing.T) {
 	h = start(t, dir, nil)
 	if st := status(); st.DataDir != elsewhere || len(pending(st)) != 0 {
 		t.Errorf("after the restart status names %q, warns %q; want %s and nothing pending", st.DataDir, pending(st), elsewhere)
+	}
+}
+
+// TestHiddenNewDataDir: a new data_dir that the service cannot look at
+// while it runs (under the unit, ProtectHome=yes hides /home from it, and
+// looking fails with "permission denied") does not hold back the config:
+// the rest of it is put in force, and status and the log say the folder
+// is judged when the service restarts. Before, the whole config was
+// treated as unreadable and retried for ever, silently to status.
+func TestHiddenNewDataDir(t *testing.T) {
+	fastPolls(t)
+	dir := t.TempDir()
+	writeConfig(t, dir, "")
+	hidden := "/home/lib/carrel"
+	old := checkDataDir
+	checkDataDir = func(p string) error {
+		if p == hidden {
+			return &fs.PathError{Op: "open", Path: "/home/lib", Err: syscall.EACCES}
+		}
+		return old(p)
+	}
+	t.Cleanup(func() { checkDataDir = old })
+	h := start(t, dir, nil) // stopped (a cleanup) before checkDataDir is restored
+	ctx := context.Background()
+	orig, err := os.ReadFile(h.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := bytes.Replace(orig, []byte("data_dir = '"+filepath.Join(dir, "data")+"'"), []byte("data_dir = '"+hidden+"'"), 1)
+	doc = bytes.Replace(doc, []byte(`retention = "28d"`), []byte(`retention = "14d"`), 1)
+	replaceConfig(t, h.cfgPath, doc)
+	var st api.Status
+	waitFor(t, "the rest of the config in force", hangGuard, func() bool {
+		st, err = h.client.Status(ctx)
+		return err == nil && st.Retention == "14d"
+	})
+	warned := strings.Join(st.Warnings, "\n")
+	for _, want := range []string{`storage.data_dir "` + hidden + `" could not be checked now`, "permission denied", "when the service restarts",
+		`storage.data_dir changed to "` + hidden + `"`} {
+		if !strings.Contains(warned, want) {
+			t.Errorf("status warnings = %q; want them to say %q", st.Warnings, want)
+		}
+	}
+	if st.ConfigRejected != "" || st.DataDir != filepath.Join(dir, "data") {
+		t.Errorf("status: rejected %q, data folder %q; want nothing rejected and the folder in use", st.ConfigRejected, st.DataDir)
+	}
+	if strings.Contains(h.log.String(), "cannot read the config file") {
+		t.Errorf("the log calls the config unreadable:\n%s", h.log)
 	}
 }

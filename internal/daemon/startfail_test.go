@@ -1,17 +1,21 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/carrel-lib/carrel/internal/api"
 	"github.com/carrel-lib/carrel/internal/audit"
 	"github.com/carrel-lib/carrel/internal/booking"
+	"github.com/carrel-lib/carrel/internal/testenv"
 )
 
 // TestFailedListenIsACleanStop: when the API socket cannot be made (a
@@ -97,5 +101,76 @@ func TestEmptyPatronKey(t *testing.T) {
 	if !errors.Is(err, booking.ErrSecretDamaged) || strings.Contains(err.Error(), "loses nothing") ||
 		!strings.Contains(err.Error(), "carrel booking list --patron") {
 		t.Errorf("Run() with an empty patron key beside a register = %v; want the cost of deleting it said, no reassurance", err)
+	}
+}
+
+// TestReadOnlyDataDirUnderSystemd: a data folder on a read-only file
+// system — what the unit's ProtectSystem=strict makes of any folder but
+// /var/lib/carrel — stops the start, and under systemd (INVOCATION_ID
+// set) the error carries the drop-in that fixes it: for a folder that
+// does not exist yet, to create it first. Run by hand, no such hint.
+func TestReadOnlyDataDirUnderSystemd(t *testing.T) {
+	testenv.NeedRoot(t)
+	dir := t.TempDir()
+	ro := filepath.Join(dir, "ro")
+	if err := os.Mkdir(ro, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "ro,size=1m,mode=0700", "tmpfs", ro).CombinedOutput(); err != nil {
+		t.Fatalf("mount a read-only tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", ro).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", ro, err, out)
+		}
+	})
+	for _, c := range []struct {
+		name, dataDir string
+		create        bool // the hint says to create the folder first
+	}{
+		{"missing folder", filepath.Join(ro, "carrel"), true},
+		{"existing folder", ro, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfgPath := writeConfig(t, dir, "")
+			doc, err := os.ReadFile(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			doc = bytes.Replace(doc, []byte("data_dir = '"+filepath.Join(dir, "data")+"'"), []byte("data_dir = '"+c.dataDir+"'"), 1)
+			replaceConfig(t, cfgPath, doc)
+			run := func() error {
+				return Run(context.Background(), Options{ConfigPath: cfgPath, Log: slog.New(slog.DiscardHandler)})
+			}
+
+			t.Setenv("INVOCATION_ID", "")
+			err = run()
+			var h interface{ Hint() string }
+			if !errors.Is(err, syscall.EROFS) || errors.As(err, &h) {
+				t.Fatalf("Run() by hand on a read-only data folder = %v; want read-only file system, and no systemd hint", err)
+			}
+
+			t.Setenv("INVOCATION_ID", "0123456789abcdef0123456789abcdef")
+			err = run()
+			if !errors.Is(err, syscall.EROFS) || !errors.As(err, &h) {
+				t.Fatalf("Run() under systemd on a read-only data folder = %v; want read-only file system with a hint", err)
+			}
+			wants := []string{"systemctl edit carrel", "[Service]\nReadWritePaths=" + c.dataDir, "systemctl restart carrel"}
+			if c.create {
+				wants = append(wants, "install -d -m 0700 "+c.dataDir)
+			}
+			for _, want := range wants {
+				if !strings.Contains(h.Hint(), want) {
+					t.Errorf("hint = %q; want it to say %q", h.Hint(), want)
+				}
+			}
+			if !c.create && strings.Contains(h.Hint(), "install -d") {
+				t.Errorf("hint for an existing folder = %q; want no word of creating it", h.Hint())
+			}
+			if strings.Contains(err.Error(), "/proc/self/fd") {
+				t.Errorf("Run() = %q; want the folder named, not its descriptor", err)
+			}
+			t.Logf("%s:\n%v\nhint: %s", c.name, err, h.Hint())
+		})
 	}
 }
