@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -358,5 +359,78 @@ func sqliteRun(t *testing.T, db, script string) {
 	bin := testenv.NeedTool(t, "sqlite3")
 	if out, err := exec.Command(bin, db, script).CombinedOutput(); err != nil {
 		t.Fatalf("sqlite3 %s: %v\n%s", script, err, out)
+	}
+}
+
+// TestWitnessDownCaptureGoesOn runs the service in a network namespace
+// with capture under a case and its witness beside it: while the witness
+// is down, capture goes on counting packets and bookings are taken, the
+// log is signed without waiting, and the status shows the failure; once
+// the witness is back, the checkpoints are cosigned.
+func TestWitnessDownCaptureGoesOn(t *testing.T) {
+	t.Setenv("CARREL_TEST_WITNESS_BACKOFF", "50ms")
+	l := newPCLab(t)
+	w := witnesstest.Start(t, witnesstest.Options{
+		Wrap: func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{"ip", "netns", "exec", l.lab.PC}, cmd.Args...)
+			cmd.Path, _ = exec.LookPath("ip")
+		},
+		Probe: func(addr string) bool {
+			ok := false
+			l.lab.Do(l.lab.PC, func() {
+				if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+					c.Close()
+					ok = true
+				}
+			})
+			return ok
+		}})
+	key, code := carrelRun(t, "audit", "key", "--config", l.cfgPath)
+	if code != 0 {
+		t.Fatalf("audit key: %d %s", code, key)
+	}
+	key = strings.TrimSpace(key)
+	origin, _, _ := strings.Cut(key, "+")
+	w.AddLog(origin, key)
+	l.base = strings.Replace(l.base, "witnesses = []", fmt.Sprintf("witnesses = [{name = \"w1\", url = %q, key = %q}]", w.URL, w.Key), 1)
+	now := time.Now()
+	caseTOML := tcase{id: "2026-witness", start: now.Add(-time.Minute), end: now.Add(time.Hour)}.toml()
+	l.writeConfig(t, caseTOML)
+	waitUntil(t, "capture on and the log cosigned", func() bool {
+		st := l.status(t)
+		return st.Mode == "capturing" && cosignedAll(st)
+	})
+
+	w.Stop()
+	l.writeConfig(t, caseTOML+"# the witness is down\n")
+	before := l.status(t)
+	took := waitUntil(t, "a checkpoint signed and a failed push while the witness is down", func() bool {
+		st := l.status(t)
+		return st.Audit.Checkpointed > before.Audit.Checkpointed && st.Audit.Checkpointed == st.Audit.Entries &&
+			strings.Contains(witnessRow(st).Error, "unreachable")
+	})
+	t.Logf("checkpoint signed and the failure shown %s after the config change", took.Round(time.Millisecond))
+	last := l.status(t).Capture.Packets
+	for i := range 3 {
+		l.udpBurst(t, 20, 100)
+		waitUntil(t, fmt.Sprintf("burst %d counted while the witness is down", i), func() bool {
+			return l.status(t).Capture.Packets > last
+		})
+		last = l.status(t).Capture.Packets
+		start := time.Now()
+		if out, code := carrelRun(t, "booking", "start", "--config", l.cfgPath, "--ref", fmt.Sprintf("wd-%d", i)); code != 0 {
+			t.Fatalf("booking start while the witness is down: %d %s", code, out)
+		}
+		t.Logf("burst %d counted (%d packets); booking taken in %s", i, last, time.Since(start).Round(time.Millisecond))
+	}
+	if st := l.status(t); st.Mode != "capturing" || st.Bookings.Count < 3 {
+		t.Fatalf("while the witness was down: mode %s, %d bookings", st.Mode, st.Bookings.Count)
+	}
+
+	w.Restart()
+	took = waitUntil(t, "the log cosigned once the witness is back", func() bool { return cosignedAll(l.status(t)) })
+	t.Logf("cosigned %s after the witness came back", took.Round(time.Millisecond))
+	if st := l.status(t); st.Mode != "capturing" {
+		t.Errorf("capture stopped: %s", st.ModeReason)
 	}
 }
