@@ -130,17 +130,14 @@ func buildDeb(t *testing.T, v Version) string {
 // debianRoot returns a fresh copy of a minimal Debian system (debootstrap
 // --variant=minbase, with systemd, systemd-sysv and dbus so that it can
 // also boot under systemd-nspawn) to install packages into. The pristine
-// root is made once and cached under build/debroot/ in the repository; it
+// root is made once and kept in the test cache (testenv.CacheDir); it
 // needs a Debian mirror (see debianMirror).
 func debianRoot(t *testing.T) string {
 	t.Helper()
 	testenv.NeedRoot(t)
 	testenv.NeedTool(t, "debootstrap", "chroot", "cp")
 	suite, mirror := debianSuite(), debianMirror()
-	cache := filepath.Join(repoRoot(t), "build", "debroot")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cache := testenv.CacheDir(t, "debroot")
 	// The name says what the root holds: a cache made with other packages
 	// is not mistaken for this one.
 	pristine := filepath.Join(cache, suite+"-minbase-"+strings.Join(debianRootPackages, "-"))

@@ -244,8 +244,8 @@ func wineEnv(dir string) []string {
 		"WINEDLLOVERRIDES=wpcap=d;mscoree=d;mshtml=d")
 }
 
-// pristinePrefix returns the initialised Wine prefix cached under
-// build/wineprefix/ in the repository, keyed by the Wine version, making
+// pristinePrefix returns the initialised Wine prefix cached in the test
+// cache (testenv.CacheDir), keyed by the Wine version, making
 // it first when it is missing (wineboot --init: about 15-40 s).
 func pristinePrefix(t *testing.T) string {
 	t.Helper()
@@ -254,10 +254,7 @@ func pristinePrefix(t *testing.T) string {
 		t.Fatalf("wine --version: %v", err)
 	}
 	version := regexp.MustCompile(`[^A-Za-z0-9.+-]+`).ReplaceAllString(strings.TrimSpace(string(out)), "_")
-	cache := filepath.Join(repoRoot(t), "build", "wineprefix")
-	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	cache := testenv.CacheDir(t, "wineprefix")
 	pristine := filepath.Join(cache, version)
 	lock, err := os.OpenFile(pristine+".lock", os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {

@@ -10,6 +10,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -52,4 +53,28 @@ func missing(t testing.TB, what string) {
 		t.Fatalf("this test needs %s, and CARREL_TEST_PRIVILEGED=1 says it must run", what)
 	}
 	t.Skipf("needs %s; set CARREL_TEST_PRIVILEGED=1 (make test does) to require it", what)
+}
+
+// CacheDir returns a folder, created if missing, where tests keep what is
+// slow to make and safe to reuse between runs (a debootstrapped Debian root,
+// an initialised Wine prefix): $CARREL_TEST_CACHE/name, else
+// carrel-test/name under the user's cache folder (~/.cache). It lies
+// outside the repository on purpose: a tree of someone else's files under
+// the module makes every `go list ./...`, `go vet ./...` and `go test ./...`
+// walk it, and fail when a test is still writing it.
+func CacheDir(t testing.TB, name string) string {
+	t.Helper()
+	base := os.Getenv("CARREL_TEST_CACHE")
+	if base == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatalf("no folder for the test cache (set CARREL_TEST_CACHE): %v", err)
+		}
+		base = filepath.Join(dir, "carrel-test")
+	}
+	dir := filepath.Join(base, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("creating the test cache: %v", err)
+	}
+	return dir
 }
