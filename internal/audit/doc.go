@@ -52,7 +52,8 @@
 // # What this package must not touch
 //
 // It imports no other carrel package but internal/sqlitedb (which opens
-// SQLite files and imports none): it holds no booking, traffic or case
+// SQLite files) and internal/keyfile (which writes its key whole), neither
+// of which imports any: it holds no booking, traffic or case
 // logic, reads no config and opens no file but audit.db and the key. Other
 // packages depend on it through Recorder, not the other way round.
 package audit
