@@ -195,3 +195,21 @@ func TestExportNotYetWitnessed(t *testing.T) {
 		t.Errorf("VerifyDir --witness-key = %v; want not witnessed", err)
 	}
 }
+
+// FuzzParseWitnesses reads a bundle's data/audit/witnesses: no panic, and
+// what it accepts has a quorum between 1 and the number of keys.
+func FuzzParseWitnesses(f *testing.F) {
+	f.Add([]byte("quorum 1\nwitness.test/w1+1a2b3c4d+BAAA\n"))
+	f.Add([]byte("quorum 2\na\nb\n"))
+	f.Add([]byte("quorum 01\na\n"))
+	f.Add([]byte("quorum 3\na\nb\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		q, keys, err := parseWitnesses(b)
+		if err != nil {
+			return
+		}
+		if q < 1 || q > len(keys) || len(keys) > maxWitnessesInBag {
+			t.Fatalf("parseWitnesses(%q) = quorum %d of %d keys", b, q, len(keys))
+		}
+	})
+}
