@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/carrel-lib/carrel/internal/api"
+	"github.com/carrel-lib/carrel/internal/svc"
 	"github.com/carrel-lib/carrel/internal/testenv"
 	"github.com/carrel-lib/carrel/internal/witness"
 	"github.com/carrel-lib/carrel/internal/witness/witnesstest"
@@ -77,6 +78,12 @@ func TestSystemdWitness(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := copyFile(linuxBinary(t), filepath.Join(root, "usr/local/bin/carrel")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(root, "usr/local/bin/carrel"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := copyFile(self, filepath.Join(root, "root", "probe")); err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +96,8 @@ func TestSystemdWitness(t *testing.T) {
 	c := bootContainerWith(t, root, bootOptions{env: []string{"SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1"},
 		args: []string{"--system-call-filter=bpf"}})
 	s := &systemdTest{container: c}
-	s.install(filepath.Base(deb))
+	t.Run("ServiceInstall", func(t *testing.T) { s.on(t).serviceInstall() })
+	s.on(t).install(filepath.Base(deb))
 
 	const witnessAddr, otherAddr = "127.0.0.1:7380", "127.0.0.2:7381"
 	w := witnesstest.Start(t, witnesstest.Options{Name: "witness.test/w1", Listen: witnessAddr,
@@ -207,6 +215,43 @@ func TestSystemdWitness(t *testing.T) {
 			t.Errorf("%s was reached from inside the relay's cgroup: IPAddressDeny is not in force\n%s", otherAddr, out)
 		}
 	})
+}
+
+// serviceInstall: without the package, `carrel service install` installs
+// carrel-witness.service beside carrel.service, the relay starts and
+// stops with carrel, and `carrel service uninstall` removes both. It
+// leaves the container as it found it, for the .deb.
+func (s *systemdTest) serviceInstall() {
+	t := s.t
+	const bin = "/usr/local/bin/carrel"
+	out := s.run(bin + " service install")
+	if !strings.Contains(out, "installed the carrel service") {
+		t.Errorf("carrel service install:\n%s", out)
+	}
+	relay, err := svc.RenderRelayUnit(bin, "/etc/carrel/carrel.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(s.path("/etc/systemd/system/carrel-witness.service")); err != nil || string(got) != relay {
+		t.Errorf("installed relay unit = %v:\n%s\nwant svc.RenderRelayUnit's", err, got)
+	}
+	s.run(bin + " service start")
+	s.wait("carrel and its relay to run", func() (bool, string) {
+		out, _ := s.sh("root", "systemctl is-active carrel carrel-witness")
+		return out == "active\nactive\n", out
+	})
+	s.run(bin + " service stop")
+	s.wait("carrel and its relay to stop", func() (bool, string) {
+		out, _ := s.sh("root", "systemctl is-active carrel carrel-witness")
+		return out == "inactive\ninactive\n", out
+	})
+	s.run(bin + " service uninstall")
+	for _, p := range []string{"/etc/systemd/system/carrel.service", "/etc/systemd/system/carrel-witness.service"} {
+		if _, err := os.Stat(s.path(p)); err == nil {
+			t.Errorf("%s is left after carrel service uninstall", p)
+		}
+	}
+	s.run("rm -rf /etc/carrel /var/lib/carrel " + bin + " && systemctl daemon-reload && systemctl reset-failed")
 }
 
 func witnessStatus(st api.Status) api.WitnessStatus {
