@@ -33,7 +33,7 @@ test: deps lint windows packages ## install what is missing, then vet, lint, cro
 	$(GO) test -count=1 -timeout 30m ./...
 
 e2e: deps ## only the end-to-end tests: the real binary in network namespaces, SIGKILL, golden run (root)
-	$(GO) test -count=1 -run 'TestG1|TestG2|TestQuota|TestKill|TestBookingClientGroup|TestGoldenRun|TestScripts' ./cmd/carrel
+	$(GO) test -count=1 -run 'TestG1|TestG2|TestQuota|TestKill|TestBookingClientGroup|TestGoldenRun|TestScripts|TestWitness' ./cmd/carrel
 
 test-long: deps ## the longer sweeps: every bit flip, more kill iterations
 	CARREL_TEST_LONG=1 $(GO) test -count=1 -timeout 90m ./...
