@@ -48,7 +48,7 @@ var (
 	msis    = map[pack.Version]string{}
 
 	helpersOnce sync.Once
-	helpers     struct{ dll, pipeopen, fail string }
+	helpers     struct{ dll, pipeopen, fail, squatpipe string }
 	helpersErr  error
 )
 
@@ -141,10 +141,12 @@ func buildHelpers(t *testing.T) {
 		helpers.dll = filepath.Join(dir, "bcryptprimitives.dll")
 		helpers.pipeopen = filepath.Join(dir, "pipeopen.exe")
 		helpers.fail = filepath.Join(dir, "fail.exe")
+		helpers.squatpipe = filepath.Join(dir, "squatpipe.exe")
 		for _, c := range [][]string{
 			{"-shared", "-O2", "-o", helpers.dll, "testdata/bcryptprimitives.c", "-ladvapi32"},
 			{"-O2", "-municode", "-o", helpers.pipeopen, "testdata/pipeopen.c"},
 			{"-O2", "-o", helpers.fail, "testdata/fail.c"},
+			{"-O2", "-municode", "-o", helpers.squatpipe, "testdata/squatpipe.c", "-ladvapi32"},
 		} {
 			if out, err := exec.Command(pack.MinGW, c...).CombinedOutput(); err != nil {
 				helpersErr = fmt.Errorf("%s %v: %v\n%s", pack.MinGW, c, err, out)

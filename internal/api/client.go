@@ -94,10 +94,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		if notRunning(err) {
-			return fmt.Errorf("%w (nothing answers at %s)", ErrNotRunning, c.addr)
-		}
-		return fmt.Errorf("calling the carrel service at %s: %w", c.addr, err)
+		return c.callError(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -111,4 +108,18 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("reading the service's answer: %w", err)
 	}
 	return nil
+}
+
+// callError says why a call reached no answer. A refused pipe server
+// (Windows) is said as it is: its error names the pipe and who serves it,
+// and the request and URL around it would only hide that.
+func (c *Client) callError(err error) error {
+	var impostor *PipeImpostorError
+	switch {
+	case errors.As(err, &impostor):
+		return impostor
+	case notRunning(err):
+		return fmt.Errorf("%w (nothing answers at %s)", ErrNotRunning, c.addr)
+	}
+	return fmt.Errorf("calling the carrel service at %s: %w", c.addr, err)
 }

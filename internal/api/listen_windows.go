@@ -19,7 +19,18 @@ var ErrNoGroup = errors.New("booking-client group does not exist")
 // the booking-client group only, so other accounts cannot even open it;
 // go-winio also rejects remote clients. Each request is checked again from
 // the caller's process token.
+//
+// Listen refuses (wrapping ErrPipeTaken, and naming the program) when a
+// pipe of that name already exists: another program made it first, and
+// clients could be connected to either. Windows refuses the first
+// instance itself, since go-winio creates it with FILE_CREATE (what
+// FILE_FLAG_FIRST_PIPE_INSTANCE asks for), which closes the race after the
+// check below; the check names the holder, and is the only refusal under
+// Wine, which lets a first instance join an existing pipe.
 func Listen(path string, group string) (net.Listener, *Authorizer, error) {
+	if pipeExists(path) {
+		return nil, nil, takenBy(path)
+	}
 	self := selfSID()
 	allow := []string{sidSystem, sidAdministrators}
 	if self != "" {
@@ -32,9 +43,12 @@ func Listen(path string, group string) (net.Listener, *Authorizer, error) {
 			allow = append(allow, groupSID)
 		}
 	}
-	sddl := pipeSDDL(self, groupSID)
+	sddl := pipeSDDL(pipeOwnerSID(self, mayOwnAsAdministrators()), self, groupSID)
 	l, err := winio.ListenPipe(path, &winio.PipeConfig{SecurityDescriptor: sddl, InputBufferSize: 4096, OutputBufferSize: 65536})
 	if err != nil {
+		if pipeExists(path) {
+			return nil, nil, takenBy(path)
+		}
 		return nil, nil, fmt.Errorf("listening on API pipe %q: %w", path, err)
 	}
 	return l, &Authorizer{AllowSIDs: allow}, nil
@@ -101,4 +115,21 @@ func selfSID() string {
 		return ""
 	}
 	return u.User.Sid.String()
+}
+
+// mayOwnAsAdministrators reports whether this process's token holds the
+// Administrators group enabled and with the owner attribute, so that it
+// may name that group as the owner of what it creates (an elevated
+// administrator; SYSTEM holds it too).
+func mayOwnAsAdministrators() bool {
+	groups, err := windows.GetCurrentProcessToken().GetTokenGroups()
+	if err != nil {
+		return false
+	}
+	for _, g := range groups.AllGroups() {
+		if g.Sid.String() == sidAdministrators {
+			return g.Attributes&windows.SE_GROUP_ENABLED != 0 && g.Attributes&windows.SE_GROUP_OWNER != 0
+		}
+	}
+	return false
 }

@@ -39,13 +39,25 @@ const pipeClientRights = pipeReadData | pipeWriteData | pipeReadEA | pipeWriteEA
 // GENERIC_WRITE includes FILE_CREATE_PIPE_INSTANCE.
 const PipeClientAccess = genericRead | pipeWriteData
 
-// pipeSDDL is the security descriptor of the API pipe: no access over the
-// network; full access for SYSTEM, Administrators and the account carrel
-// runs as (self, which must create new instances of the pipe); read and
-// write for the booking-client group (groupSID; empty when there is
-// none). P: entries from above are not inherited.
-func pipeSDDL(self, groupSID string) string {
+// pipeSDDL is the security descriptor of the API pipe: owned by owner
+// (pipeOwnerSID; none named when empty), which clients check before they
+// send anything (trustedPipeOwner); no access over the network; full
+// access for SYSTEM, Administrators and the account carrel runs as (self,
+// which must create new instances of the pipe); read and write for the
+// booking-client group (groupSID; empty when there is none), which
+// includes READ_CONTROL so that its members can read the owner. P:
+// entries from above are not inherited.
+func pipeSDDL(owner, self, groupSID string) string {
 	s := "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)"
+	switch owner {
+	case "":
+	case sidSystem:
+		s = "O:SY" + s
+	case sidAdministrators:
+		s = "O:BA" + s
+	default:
+		s = "O:" + owner + s
+	}
 	if self != "" && self != sidSystem && self != sidAdministrators {
 		s += "(A;;GA;;;" + self + ")"
 	}

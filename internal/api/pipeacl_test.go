@@ -16,15 +16,16 @@ const (
 
 // TestPipeSDDL pins the pipe's security descriptor.
 func TestPipeSDDL(t *testing.T) {
-	tests := []struct{ self, group, want string }{
-		{sidSystem, testGroupSID, "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x0012019b;;;" + testGroupSID + ")"},
-		{sidSystem, "", "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)"},
-		{testUserSID, testGroupSID, "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + testUserSID + ")(A;;0x0012019b;;;" + testGroupSID + ")"},
-		{"", "", "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)"},
+	tests := []struct{ owner, self, group, want string }{
+		{sidSystem, sidSystem, testGroupSID, "O:SYD:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;0x0012019b;;;" + testGroupSID + ")"},
+		{sidSystem, sidSystem, "", "O:SYD:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)"},
+		{sidAdministrators, testUserSID, testGroupSID, "O:BAD:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + testUserSID + ")(A;;0x0012019b;;;" + testGroupSID + ")"},
+		{testUserSID, testUserSID, testGroupSID, "O:" + testUserSID + "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)(A;;GA;;;" + testUserSID + ")(A;;0x0012019b;;;" + testGroupSID + ")"},
+		{"", "", "", "D:P(D;;GA;;;NU)(A;;GA;;;SY)(A;;GA;;;BA)"},
 	}
 	for _, tt := range tests {
-		if got := pipeSDDL(tt.self, tt.group); got != tt.want {
-			t.Errorf("pipeSDDL(%q, %q) = %q; want %q", tt.self, tt.group, got, tt.want)
+		if got := pipeSDDL(tt.owner, tt.self, tt.group); got != tt.want {
+			t.Errorf("pipeSDDL(%q, %q, %q) = %q; want %q", tt.owner, tt.self, tt.group, got, tt.want)
 		}
 	}
 }
@@ -38,6 +39,7 @@ type sambaACE struct {
 }
 
 type sambaSD struct {
+	Owner     string     `json:"owner"`
 	Control   int        `json:"control"`
 	ACEs      []sambaACE `json:"aces"`
 	Canonical string     `json:"sddl"`
@@ -52,7 +54,7 @@ func sambaParse(python, sddl string) (sambaSD, error) {
 import json, sys
 from samba.dcerpc import security
 sd = security.descriptor.from_sddl(sys.argv[1], security.dom_sid("S-1-5-21-1-2-3"))
-print(json.dumps({"control": sd.type, "sddl": sd.as_sddl(), "aces": [
+print(json.dumps({"owner": str(sd.owner_sid) if sd.owner_sid else "", "control": sd.type, "sddl": sd.as_sddl(), "aces": [
     {"type": a.type, "flags": a.flags, "mask": a.access_mask, "sid": str(a.trustee)} for a in sd.dacl.aces]}))
 `
 	var sd sambaSD
@@ -69,7 +71,7 @@ print(json.dumps({"control": sd.type, "sddl": sd.as_sddl(), "aces": [
 	return sd, nil
 }
 
-// TestPipeSDDLJudgedBySamba: the descriptor parses, is protected from
+// TestPipeSDDLJudgedBySamba: the descriptor parses, names its owner, is protected from
 // inheritance, denies the network first, gives full access only to
 // SYSTEM, Administrators and the service, and lets the group read and
 // write but not create pipe instances.
@@ -84,11 +86,14 @@ func TestPipeSDDLJudgedBySamba(t *testing.T) {
 		fileAllAccess  = 0x001f01ff
 		genericWriteBs = 0x40000000
 	)
-	sd, err := sambaParse(testenv.NeedTool(t, "/usr/bin/python3"), pipeSDDL(testUserSID, testGroupSID))
+	sd, err := sambaParse(testenv.NeedTool(t, "/usr/bin/python3"), pipeSDDL(sidAdministrators, testUserSID, testGroupSID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	control, aces := sd.Control, sd.ACEs
+	if sd.Owner != sidAdministrators {
+		t.Errorf("owner %q; want %s, which clients trust", sd.Owner, sidAdministrators)
+	}
 	if control&seDACLPresent == 0 || control&seDACLProtect == 0 {
 		t.Errorf("control %#x: want a present, protected DACL", control)
 	}
