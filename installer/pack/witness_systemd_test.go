@@ -184,6 +184,9 @@ func TestSystemdWitness(t *testing.T) {
 		}
 	})
 
+	// Runs last: it stops carrel.
+	defer t.Run("ShutdownCheckpoint", func(t *testing.T) { s.on(t).shutdownCheckpoint(w) })
+
 	t.Run("OtherDestinationsRefused", func(t *testing.T) {
 		s.on(t)
 		probe := func(dest string) (string, error) {
@@ -252,6 +255,23 @@ func (s *systemdTest) serviceInstall() {
 		}
 	}
 	s.run("rm -rf /etc/carrel /var/lib/carrel " + bin + " && systemctl daemon-reload && systemctl reset-failed")
+}
+
+// shutdownCheckpoint: `systemctl stop carrel` stops the relay too, after
+// carrel (Before=), so carrel's shutdown checkpoint reaches the witness.
+func (s *systemdTest) shutdownCheckpoint(w *witnesstest.Witness) {
+	t := s.t
+	s.run("systemctl stop carrel")
+	s.wait("carrel and its relay to stop", func() (bool, string) {
+		out, _ := s.sh("root", "systemctl is-active carrel carrel-witness")
+		return out == "inactive\ninactive\n", out
+	})
+	note := s.run("carrel audit checkpoint")
+	origin, rest, _ := strings.Cut(note, "\n")
+	size, _, _ := strings.Cut(rest, "\n")
+	if got := w.TreeSize(origin); got != size {
+		t.Errorf("the witness holds size %s of %s; want the shutdown checkpoint's %s\n%s", got, origin, size, s.journal("-u carrel"))
+	}
 }
 
 func witnessStatus(st api.Status) api.WitnessStatus {

@@ -46,7 +46,7 @@ func TestRelayUnitVerifies(t *testing.T) {
 		`ExecStartPre=+` + esc + ` witness-relay allow --config "` + cfg + `"`,
 		`ExecStart=` + esc + ` witness-relay run --config "` + cfg + `"`,
 		"CapabilityBoundingSet=", "NoNewPrivileges=yes", "ProtectSystem=strict", "InaccessiblePaths=-/var/lib/carrel",
-		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "IPAddressDeny=any", "PartOf=carrel.service",
+		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6", "IPAddressDeny=any", "PartOf=carrel.service", "Before=carrel.service",
 		"Restart=always", "RuntimeDirectory=carrel-witness",
 	} {
 		if !strings.Contains(relay, "\n"+want+"\n") {
