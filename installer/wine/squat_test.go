@@ -45,7 +45,7 @@ func TestPipeSquatterUnderWine(t *testing.T) {
 		{"owned by another account", "O:" + squatterOwner + "D:(A;;GA;;;WD)", squatterOwner},
 		// Wine leaves a pipe made without a security descriptor without
 		// an owner (Windows gives it the maker's default owner).
-		{"without an owner", "-", "a pipe without an owner"},
+		{"without an owner", "-", "the pipe names no owner"},
 	} {
 		t.Run(sq.name, func(t *testing.T) {
 			squatter := p.start(`C:\tools\squatpipe.exe`, pipe, sq.sddl)

@@ -83,7 +83,7 @@ func (s pipeServer) describe() string {
 	var b strings.Builder
 	switch {
 	case s.Owner == "":
-		b.WriteString("a pipe without an owner")
+		b.WriteString("an unknown account (the pipe names no owner)")
 	case s.OwnerName != "":
 		fmt.Fprintf(&b, "%q (%s)", s.OwnerName, s.Owner)
 	default:

@@ -86,7 +86,7 @@ func TestCheckPipeServer(t *testing.T) {
 		{"no name", pipeServer{Owner: testPatronSID, PID: 4242},
 			nil, []string{`is served by ` + testPatronSID + `, process 4242, not the carrel service`}},
 		{"no owner", pipeServer{PID: 7, User: `PC-01\patron`},
-			nil, []string{`is served by a pipe without an owner, process 7 running as "PC-01\\patron", not the carrel service`}},
+			nil, []string{`is served by an unknown account (the pipe names no owner), process 7 running as "PC-01\\patron", not the carrel service`}},
 		{"escapes", pipeServer{Owner: testPatronSID, OwnerName: "PC-01\\\x1b[32mcarrel", PID: 1, Image: "C:\\a\x1b]0;x\a.exe"},
 			nil, []string{`"PC-01\\\x1b[32mcarrel"`, `"C:\\a\x1b]0;x\a.exe"`}},
 		{"unreadable", pipeServer{}, errors.New("reading the pipe's owner: Access is denied."),
