@@ -48,7 +48,7 @@ var (
 	msis    = map[pack.Version]string{}
 
 	helpersOnce sync.Once
-	helpers     struct{ dll, pipeopen, fail, squatpipe string }
+	helpers     struct{ dll, pipeopen, fail, squatpipe, wpcapOld string }
 	helpersErr  error
 )
 
@@ -142,11 +142,17 @@ func buildHelpers(t *testing.T) {
 		helpers.pipeopen = filepath.Join(dir, "pipeopen.exe")
 		helpers.fail = filepath.Join(dir, "fail.exe")
 		helpers.squatpipe = filepath.Join(dir, "squatpipe.exe")
+		// Named as the DLL it stands in for.
+		helpers.wpcapOld = filepath.Join(dir, "old-winpcap", "wpcap.dll")
+		if helpersErr = os.MkdirAll(filepath.Dir(helpers.wpcapOld), 0o755); helpersErr != nil {
+			return
+		}
 		for _, c := range [][]string{
 			{"-shared", "-O2", "-o", helpers.dll, "testdata/bcryptprimitives.c", "-ladvapi32"},
 			{"-O2", "-municode", "-o", helpers.pipeopen, "testdata/pipeopen.c"},
 			{"-O2", "-o", helpers.fail, "testdata/fail.c"},
 			{"-O2", "-municode", "-o", helpers.squatpipe, "testdata/squatpipe.c", "-ladvapi32"},
+			{"-shared", "-O2", "-o", helpers.wpcapOld, "testdata/wpcap_old.c"},
 		} {
 			if out, err := exec.Command(pack.MinGW, c...).CombinedOutput(); err != nil {
 				helpersErr = fmt.Errorf("%s %v: %v\n%s", pack.MinGW, c, err, out)
@@ -239,11 +245,12 @@ func wineEnv(dir string) []string {
 		"WINEPREFIX="+dir, "WINEARCH=win64",
 		// Wine's own messages are not carrel's output.
 		"WINEDEBUG=-all",
-		// Wine's wpcap.dll lacks functions Npcap has (pcap_setdirection),
-		// and gopacket panics at start when it finds it. Disabled, carrel
-		// sees no Npcap, as on a PC without it. mscoree and mshtml off:
-		// wineboot would try to fetch Mono and Gecko.
-		"WINEDLLOVERRIDES=wpcap=d;mscoree=d;mshtml=d")
+		// mscoree and mshtml off: wineboot would try to fetch Mono and
+		// Gecko. Wine's wpcap.dll stays on: it lacks functions Npcap has
+		// (pcap_setdirection), which used to crash carrel at start
+		// (gopacket/pcap panicked in its init); carrel now loads it only
+		// to capture, and runs with it (npcap_test.go).
+		"WINEDLLOVERRIDES=mscoree=d;mshtml=d")
 }
 
 // pristinePrefix returns the initialised Wine prefix cached in the test

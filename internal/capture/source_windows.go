@@ -11,17 +11,12 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcap"
 )
 
-// ErrNpcapMissing means wpcap.dll could not be loaded: Npcap is not
-// installed. gopacket loads the DLL at run time (LoadLibraryEx), so carrel
-// itself starts fine without it; only capture needs it.
-var ErrNpcapMissing = errors.New("wpcap.dll not found: Npcap is not installed; install it from https://npcap.com with \"WinPcap API-compatible mode\" ticked, then restart the carrel service")
-
-// pcapSource reads through Npcap.
+// pcapSource reads through Npcap's wpcap.dll, which carrel loads itself
+// when capture starts (npcap.go says why not through gopacket/pcap).
 type pcapSource struct {
-	h *pcap.Handle
+	h *npcapHandle
 }
 
 // interfaceLinkType: Npcap presents Ethernet and Wi-Fi adapters as
@@ -29,40 +24,26 @@ type pcapSource struct {
 func interfaceLinkType(string) (layers.LinkType, error) { return layers.LinkTypeEthernet, nil }
 
 func openSource(s Settings) (source, error) {
-	if err := pcap.LoadWinPCAP(); err != nil {
-		return nil, fmt.Errorf("opening %s: %w", s.Interface, ErrNpcapMissing)
+	lib, err := loadNpcap()
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", s.Interface, err)
 	}
-	dev, err := npcapDevice(s.Interface)
+	dev, err := npcapDevice(lib, s.Interface)
 	if err != nil {
 		return nil, err
 	}
-	in, err := pcap.NewInactiveHandle(dev)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s with Npcap: %w", s.Interface, err)
-	}
-	defer in.CleanUp()
 	snap := DefaultSnaplen
 	if s.Mode == ModePackets {
 		snap = s.Snaplen
 	}
-	for _, set := range []func() error{
-		func() error { return in.SetSnapLen(snap) },
-		func() error { return in.SetBufferSize(s.RingSize) },
-		// A positive timeout makes reads return regularly, so Stop is prompt.
-		func() error { return in.SetTimeout(time.Duration(pollTimeout)) },
-		func() error { return in.SetPromisc(false) },
-	} {
-		if err := set(); err != nil {
-			return nil, fmt.Errorf("setting up Npcap on %s: %w", s.Interface, err)
-		}
-	}
-	h, err := in.Activate()
+	// A positive timeout makes reads return regularly, so Stop is prompt.
+	h, err := lib.open(dev, snap, s.RingSize, int(time.Duration(pollTimeout)/time.Millisecond))
 	if err != nil {
 		return nil, fmt.Errorf("starting Npcap on %s: %w", s.Interface, err)
 	}
-	if h.LinkType() != layers.LinkTypeEthernet {
-		h.Close()
-		return nil, fmt.Errorf("interface %s has link type %v; carrel captures Ethernet and Wi-Fi adapters", s.Interface, h.LinkType())
+	if lt := layers.LinkType(h.linkType()); lt != layers.LinkTypeEthernet {
+		h.close()
+		return nil, fmt.Errorf("interface %s has link type %v; carrel captures Ethernet and Wi-Fi adapters", s.Interface, lt)
 	}
 	return &pcapSource{h: h}, nil
 }
@@ -70,11 +51,11 @@ func openSource(s Settings) (source, error) {
 // npcapDevice finds the \Device\NPF_{…} name for name, which may be that
 // name itself, the adapter's description, or its Windows name (as in
 // `netsh interface show interface`), matched by address.
-func npcapDevice(name string) (string, error) {
+func npcapDevice(lib *npcapLib, name string) (string, error) {
 	if strings.HasPrefix(name, `\Device\`) {
 		return name, nil
 	}
-	devs, err := pcap.FindAllDevs()
+	devs, err := lib.findAllDevs()
 	if err != nil {
 		return "", fmt.Errorf("listing Npcap adapters: %w", err)
 	}
@@ -86,9 +67,9 @@ func npcapDevice(name string) (string, error) {
 	if ifc, err := net.InterfaceByName(name); err == nil {
 		addrs, _ := ifc.Addrs()
 		for _, d := range devs {
-			for _, da := range d.Addresses {
+			for _, da := range d.Addrs {
 				for _, a := range addrs {
-					if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(da.IP) {
+					if ipn, ok := a.(*net.IPNet); ok && ipn.IP.Equal(net.IP(da)) {
 						return d.Name, nil
 					}
 				}
@@ -99,21 +80,17 @@ func npcapDevice(name string) (string, error) {
 }
 
 func (p *pcapSource) ZeroCopyReadPacketData() ([]byte, gopacket.CaptureInfo, error) {
-	return p.h.ZeroCopyReadPacketData()
-}
-
-func (p *pcapSource) timeout(err error) bool {
-	return errors.Is(err, pcap.NextErrorTimeoutExpired)
-}
-
-func (p *pcapSource) drops() uint64 {
-	st, err := p.h.Stats()
+	data, hdr, err := p.h.read()
 	if err != nil {
-		return 0
+		return nil, gopacket.CaptureInfo{}, err
 	}
-	return uint64(st.PacketsDropped) + uint64(st.PacketsIfDropped)
+	return data, pcapCaptureInfo(hdr.Sec, hdr.Usec, hdr.Caplen, hdr.Len), nil
 }
 
-func (p *pcapSource) linkType() layers.LinkType { return p.h.LinkType() }
+func (p *pcapSource) timeout(err error) bool { return errors.Is(err, errNpcapTimeout) }
 
-func (p *pcapSource) close() { p.h.Close() }
+func (p *pcapSource) drops() uint64 { return p.h.drops() }
+
+func (p *pcapSource) linkType() layers.LinkType { return layers.LinkType(p.h.linkType()) }
+
+func (p *pcapSource) close() { p.h.close() }
