@@ -238,8 +238,8 @@ func bagHas(t *testing.T, dir, s string) bool {
 	return false
 }
 
-// udpSender sends a small UDP datagram to 127.0.0.1:port every few
-// milliseconds until stopped: traffic for capture on "lo" to see.
+// udpSender sends small UDP datagrams to 127.0.0.1:port, about a
+// thousand a second, until stopped: traffic for capture on "lo" to see.
 type udpSender struct {
 	port int
 	done chan struct{}
@@ -270,7 +270,11 @@ func sendUDP(t *testing.T) *udpSender {
 			case <-s.quit:
 				return
 			case <-tick.C:
-				c.Write([]byte("carrel wine capture test")) // refused (ICMP) or not: the packet went out on lo
+				// 1,000 a second: the engine publishes its counts every
+				// 1,024 packets while packets keep coming.
+				for range 20 {
+					c.Write([]byte("carrel wine capture test")) // refused (ICMP) or not: the packet went out on lo
+				}
 			}
 		}
 	}()
