@@ -107,8 +107,8 @@ func (e *Engine) Stop() Stats {
 	return r.stats()
 }
 
-// Stats returns the counts so far; the kernel drop count is refreshed at
-// least every 100 ms while capturing.
+// Stats returns the counts so far; they are refreshed at least every 100 ms
+// (of packet time, or of waiting for packets) while capturing.
 func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	r := e.cur
@@ -172,6 +172,9 @@ func (r *run) stats() Stats {
 	}
 }
 
+// publishEvery bounds how stale Stats may be while packets arrive.
+const publishEvery = 100 * time.Millisecond
+
 // publish copies the capture goroutine's counters out for Stats.
 func (r *run) publish(p *processor, src source) {
 	r.packets.Store(p.st.packets)
@@ -186,6 +189,7 @@ func (r *run) publish(p *processor, src source) {
 // batches. It never touches the disk or the sink.
 func (r *run) capture(src source, p *processor, out *batcher, work chan<- *batch) {
 	defer close(work)
+	var published int64 // packet time of the last publish
 	for !r.halt.Load() {
 		if r.cut.Load() {
 			r.cut.Store(false)
@@ -199,16 +203,22 @@ func (r *run) capture(src source, p *processor, out *batcher, work chan<- *batch
 				p.tick(now)
 				out.flushOld(now)
 				r.publish(p, src)
+				published = now
 				continue
 			}
 			r.fail(fmt.Errorf("reading packets on %s: %w", r.iface, err))
 			break
 		}
 		p.packet(data, ci)
-		if p.st.packets&1023 == 0 {
+		// Publish every 1024 packets, and at least every publishEvery of
+		// packet time: a slow trickle of packets never lets the read time
+		// out, and status would otherwise lag by minutes.
+		now := ci.Timestamp.UnixNano()
+		if p.st.packets&1023 == 0 || now-published >= int64(publishEvery) || now < published {
 			r.publish(p, src)
+			published = now
 		}
-		out.flushOld(ci.Timestamp.UnixNano())
+		out.flushOld(now)
 	}
 	p.flushFlows()
 	out.flush()
