@@ -74,7 +74,18 @@ func pushing(t *testing.T, l *audit.Log, ws ...*witnesstest.Witness) <-chan Resu
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	// Drain while the pusher stops: a worker blocked handing over a result
+	// (the test stopped reading) must not hold up the stop.
+	t.Cleanup(func() {
+		cancel()
+		for {
+			select {
+			case <-done:
+				return
+			case <-results:
+			}
+		}
+	})
 	return results
 }
 
@@ -91,8 +102,11 @@ func await(t *testing.T, results <-chan Result, what string, ok func(Result) boo
 				return r
 			}
 			seen = append(seen, describe(r))
+			if len(seen) > 5 {
+				seen = seen[1:] // the last few say enough
+			}
 		case <-timeout:
-			t.Fatalf("waiting for %s: not after %s; results: %s", what, deadline, strings.Join(seen, "; "))
+			t.Fatalf("waiting for %s: not after %s; last results: %s", what, deadline, strings.Join(seen, "; "))
 		}
 	}
 }

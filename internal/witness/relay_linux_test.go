@@ -65,7 +65,16 @@ func TestPushThroughRelay(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { p.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		for {
+			select {
+			case <-done:
+				return
+			case <-results:
+			}
+		}
+	}()
 	await(t, results, "the cosignature through the relay", cosigned(cp.Size))
 }
 
