@@ -351,7 +351,7 @@ func TestMirrorIn(t *testing.T) {
 // has classified stops the build.
 func TestCopyrightCoversEveryModule(t *testing.T) {
 	bin := linuxBinary(t)
-	c, err := Copyright(bin, repoRoot(t))
+	c, err := Copyright(bin, testenv.RepoRoot(t))
 	if err != nil {
 		t.Fatal(err)
 	}

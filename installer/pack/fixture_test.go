@@ -55,16 +55,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// repoRoot is the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
 // linuxBinary is carrel built for the .deb, reporting testVersion1.
 func linuxBinary(t *testing.T) string { return linuxBinaryOf(t, testVersion1) }
 
@@ -84,7 +74,7 @@ func linuxBinaryOf(t *testing.T, v Version) string {
 	b, ok := linuxBins[v]
 	if !ok {
 		b.path = filepath.Join(workDir, fmt.Sprintf("carrel-%d", len(linuxBins)))
-		b.err = BuildLinux(repoRoot(t), v, b.path)
+		b.err = BuildLinux(testenv.RepoRoot(t), v, b.path)
 		linuxBins[v] = b
 	}
 	if b.err != nil {
@@ -99,7 +89,7 @@ func windowsExe(t *testing.T) string {
 	testenv.NeedTool(t, MinGW, Windres)
 	winOnce.Do(func() {
 		winExe = filepath.Join(workDir, "carrel.exe")
-		winErr = BuildWindows(repoRoot(t), testVersion1, winExe)
+		winErr = BuildWindows(testenv.RepoRoot(t), testVersion1, winExe)
 	})
 	if winErr != nil {
 		t.Fatal(winErr)
@@ -119,7 +109,7 @@ func buildDeb(t *testing.T, v Version) string {
 		return deb
 	}
 	deb, err := Deb(DebOptions{Binary: bin, Version: v, Maintainer: "carrel tests <tests@carrel-lib.invalid>",
-		Date: testDate, RepoRoot: repoRoot(t), OutDir: filepath.Join(workDir, "debs")})
+		Date: testDate, RepoRoot: testenv.RepoRoot(t), OutDir: filepath.Join(workDir, "debs")})
 	if err != nil {
 		t.Fatal(err)
 	}

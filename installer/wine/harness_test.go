@@ -64,16 +64,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// repoRoot is the folder holding go.mod.
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil || strings.TrimSpace(string(out)) == "" {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	return filepath.Dir(strings.TrimSpace(string(out)))
-}
-
 // carrelExe is carrel.exe for v, built once per test run as `make windows`
 // builds it (cgo with mingw, the version resource linked in).
 func carrelExe(t *testing.T, v pack.Version) string {
@@ -89,7 +79,7 @@ func carrelExe(t *testing.T, v pack.Version) string {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := pack.BuildWindows(repoRoot(t), v, exe); err != nil {
+	if err := pack.BuildWindows(testenv.RepoRoot(t), v, exe); err != nil {
 		t.Fatalf("building carrel.exe %s: %v", v.Describe, err)
 	}
 	t.Logf("built carrel.exe %s in %s", v.Describe, time.Since(start).Round(time.Second))

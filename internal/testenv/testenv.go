@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -53,6 +54,17 @@ func missing(t testing.TB, what string) {
 		t.Fatalf("this test needs %s, and CARREL_TEST_PRIVILEGED=1 says it must run", what)
 	}
 	t.Skipf("needs %s; set CARREL_TEST_PRIVILEGED=1 (make test does) to require it", what)
+}
+
+// RepoRoot returns the folder holding carrel's go.mod, for tests that
+// build carrel or keep tools in its build folder.
+func RepoRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil || strings.TrimSpace(string(out)) == "" {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
 // CacheDir returns a folder, created if missing, where tests keep what is
