@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -195,24 +194,6 @@ func TestAuditVerifyTampered(t *testing.T) {
 	}
 }
 
-// lockedBuffer is an output a test reads while the command still writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAuditVerifyUnsigned: entries no signed checkpoint covers make verify
 // fail (issue 10, item 3), except that on the live log, when they were
 // recorded moments ago, verify first waits for the running service to sign
@@ -235,7 +216,7 @@ func TestAuditVerifyUnsigned(t *testing.T) {
 	}
 
 	// The live log: verify waits, and passes once the service signs.
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testenv.Buffer
 	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, getenv: func(string) string { return "" }}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, e, []string{"audit", "verify", "--config", cfg}) }()

@@ -22,7 +22,7 @@ import (
 // service is a running `carrel run`.
 type service struct {
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *testenv.Buffer
 	done chan error
 }
 
@@ -66,7 +66,7 @@ func launch(t *testing.T, cmd *exec.Cmd, cfgPath string) *service {
 // spawn starts cmd without waiting for anything.
 func spawn(t *testing.T, cmd *exec.Cmd) *service {
 	t.Helper()
-	s := &service{cmd: cmd, log: new(lockedBuffer), done: make(chan error, 1)}
+	s := &service{cmd: cmd, log: new(testenv.Buffer), done: make(chan error, 1)}
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -31,24 +31,7 @@ type harness struct {
 	client       *api.Client
 	cancel       context.CancelFunc
 	done         chan error
-	log          *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	log          *testenv.Buffer
 }
 
 func writeConfig(t *testing.T, dir string, extra string) string {
@@ -77,7 +60,7 @@ func start(t *testing.T, dir string, now func() time.Time) *harness {
 // folder.
 func startWith(t *testing.T, dir, cfgPath string, now func() time.Time) *harness {
 	t.Helper()
-	h := &harness{dir: dir, cfgPath: cfgPath, done: make(chan error, 1), log: &syncBuffer{}}
+	h := &harness{dir: dir, cfgPath: cfgPath, done: make(chan error, 1), log: &testenv.Buffer{}}
 	cfg, err := config.Load(h.cfgPath)
 	if err != nil {
 		t.Fatal(err)

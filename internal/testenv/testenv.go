@@ -1,5 +1,6 @@
 // Package testenv lets tests ask for what they need from the machine: root,
-// network namespaces, Debian tools. Under `make test` (which sets
+// network namespaces, Debian tools; and it holds the small helpers that
+// the tests of several packages share. Under `make test` (which sets
 // CARREL_TEST_PRIVILEGED=1 and installs the tools) a missing need fails the
 // test, so CI can never pass by skipping; in a developer's plain `go test`
 // it skips with the reason.
@@ -8,10 +9,12 @@
 package testenv
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -89,4 +92,23 @@ func CacheDir(t testing.TB, name string) string {
 		t.Fatalf("creating the test cache: %v", err)
 	}
 	return dir
+}
+
+// Buffer collects output that a test reads while a process or goroutine
+// still writes it: a bytes.Buffer behind a lock. The zero value is ready.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
