@@ -2,12 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -131,40 +130,19 @@ func runReportKind(ctx context.Context, e *env, o reportOptions) error {
 }
 
 // writeReport writes out to a new file and records its digest. The file is
-// created beside its final name and linked into place, so an existing file
-// or a symlink planted at the name is never followed or replaced; if the
-// audit log cannot record it, the file is removed again: a report on file
-// must be one the log knows.
+// written whole beside its final name and only then given it, never
+// replacing anything there (writeNewFile), so an existing file or a
+// symlink planted at the name is never followed or replaced; if the audit
+// log cannot record it, the file is removed again: a report on file must
+// be one the log knows.
 func writeReport(ctx context.Context, e *env, cfg *config.Config, o reportOptions, out []byte) error {
 	sum := sha256.Sum256(out)
 	dst, err := filepath.Abs(o.out)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Lstat(dst); err == nil {
-		return fmt.Errorf("%q already exists: a report never replaces a file; choose a new name", dst)
-	}
-	var rnd [8]byte
-	rand.Read(rnd[:])
-	tmp := filepath.Join(filepath.Dir(dst), "."+filepath.Base(dst)+"."+hex.EncodeToString(rnd[:])+".tmp")
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("writing the report: %w", err)
-	}
-	defer os.Remove(tmp)
-	if _, err := f.Write(out); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the report %q: %w", dst, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("writing the report %q: %w", dst, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing the report %q: %w", dst, err)
-	}
-	if err := os.Link(tmp, dst); err != nil {
-		if errors.Is(err, os.ErrExist) {
+	if err := writeNewFile(dst, out); err != nil {
+		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%q already exists: a report never replaces a file; choose a new name", dst)
 		}
 		return fmt.Errorf("writing the report %q: %w", dst, err)
@@ -184,7 +162,7 @@ func recordReport(ctx context.Context, cfg *config.Config, o reportOptions, sum 
 		return 0, err
 	}
 	defer log.Close()
-	return log.Record(ctx, audit.Event{Kind: audit.ReportWritten, Actor: fmt.Sprintf("uid:%d", os.Getuid()), Fields: []audit.Field{
+	return log.Record(ctx, audit.Event{Kind: audit.ReportWritten, Actor: cliActor(), Fields: []audit.Field{
 		audit.Token("report", o.kind), audit.Token("format", o.format), audit.Token("lang", o.lang),
 		audit.Hash("sha256", sum), audit.Int("bytes", n)}})
 }

@@ -1,6 +1,8 @@
 // Package keyfile writes the small files carrel's state rests on — keys
 // (the patron HMAC key, the audit signing key, the head librarian's age
-// identity) and markers (the run marker) — whole or not at all.
+// identity) and markers (the run marker) — whole or not at all. The CLI
+// writes the files it makes for people with it too: a new config, and a
+// report filed with --out.
 //
 // A file made in two steps (create, then write) and interrupted between
 // them by a crash, a kill or a power loss is left empty, and an empty key
