@@ -237,11 +237,21 @@ func (l *Log) WitnessResync(ctx context.Context, name, key string, size int64) e
 	})
 }
 
-// WitnessRefused records a refusal of witness name. A refusal other than
-// the latest one (another reason, or another size at the witness) is
-// recorded as a witness.refused entry and waits for an acknowledgement;
-// the same refusal again only updates the error. It returns the refusal
-// as stored and whether it is new.
+// WitnessRefused records a refusal of witness name. Its cause is the
+// witness and the reason (r.Why): a cause not yet recorded since the
+// witness's last acknowledgement is a witness.refused entry, with the
+// sizes of that refusal, and waits for an acknowledgement; the same cause
+// again only updates the witness's error with what it said this time.
+//
+// The sizes are not part of the cause: a witness that is also cosigning
+// another copy of this log (a cloned PC, a restored data folder running
+// elsewhere) names a new size at every refused push, and a refusal per
+// retry (several an hour) would bury the one that matters. The first
+// entry says what happened; the service log and the error in `carrel
+// status` say what the witness says now.
+//
+// It returns the refusal (with the entry that recorded its cause) and
+// whether that entry is new.
 func (l *Log) WitnessRefused(ctx context.Context, name, key string, r Refusal) (Refusal, bool, error) {
 	var stored Refusal
 	var isNew bool
@@ -249,14 +259,14 @@ func (l *Log) WitnessRefused(ctx context.Context, name, key string, r Refusal) (
 		if err := tx.ensureWitness(ctx, name, key); err != nil {
 			return err
 		}
-		st, _, err := witnessState(ctx, tx.tx, name)
+		now := l.now()
+		detail := clip(r.Detail, maxWitnessError)
+		seen, err := refusalsSinceAck(ctx, tx.tx, name)
 		if err != nil {
 			return err
 		}
-		now := l.now()
-		detail := clip(r.Detail, maxWitnessError)
-		if p := st.Refusal; p != nil && p.Why == r.Why && p.WitnessSize == r.WitnessSize {
-			stored = *p
+		if seq, ok := seen[r.Why]; ok {
+			stored = Refusal{Why: r.Why, Detail: detail, At: now, WitnessSize: r.WitnessSize, LogSize: r.LogSize, Entry: seq}
 			_, err := tx.tx.ExecContext(ctx, `UPDATE witnesses SET error = ?, error_at = ? WHERE name = ?`, detail, stateTime(now), name)
 			return err
 		}
@@ -276,6 +286,36 @@ func (l *Log) WitnessRefused(ctx context.Context, name, key string, r Refusal) (
 		return Refusal{}, false, fmt.Errorf("recording the refusal of witness %q: %w", name, err)
 	}
 	return stored, isNew, nil
+}
+
+// refusalsSinceAck returns, by reason, the witness.refused entries of
+// witness name recorded after its latest witness.acknowledged entry (an
+// acknowledgement covers every refusal before it). The audit log decides,
+// not the witnesses table: that table is not hashed, and a copy of another
+// log's table must not silence a refusal this log never recorded.
+func refusalsSinceAck(ctx context.Context, q querier, name string) (map[string]int64, error) {
+	from := int64(0)
+	byWitness := map[string]string{"witness": name}
+	err := scanStored(ctx, q, Query{Kinds: []Kind{WitnessAcknowledged}, Fields: byWitness}, func(s storedEntry) error {
+		from = s.seq + 1
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the acknowledgements of witness %q: %w", name, err)
+	}
+	seen := map[string]int64{}
+	err = scanStored(ctx, q, Query{Kinds: []Kind{WitnessRefused}, Fields: byWitness, From: from}, func(s storedEntry) error {
+		for _, f := range s.fields {
+			if f.key == "why" {
+				seen[f.value] = s.seq
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the refusals of witness %q: %w", name, err)
+	}
+	return seen, nil
 }
 
 // AcknowledgeRefusal records, as a witness.acknowledged entry by actor,

@@ -346,6 +346,63 @@ func TestRefusalAndAcknowledgement(t *testing.T) {
 	}
 }
 
+// A refusal is recorded once per witness and reason until it is
+// acknowledged, whatever sizes the witness names (a clone of the log being
+// cosigned elsewhere names a new one at every push), also when reasons
+// alternate; each witness counts on its own.
+func TestRefusalOncePerCause(t *testing.T) {
+	l, _ := testLog(t)
+	ctx := context.Background()
+	fill(t, l, 3, 0)
+	w1, w2 := newTestWitness(t, "w1"), newTestWitness(t, "w2")
+	refuse := func(w testWitness, name, why string, size int64) (Refusal, bool) {
+		t.Helper()
+		got, isNew, err := l.WitnessRefused(ctx, name, w.key.Text, Refusal{Why: why, Detail: fmt.Sprintf("witness at %d", size), WitnessSize: size, LogSize: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, isNew
+	}
+	first, _ := refuse(w1, "w1", RefusedNotExtension, 10)
+	var news int
+	for i := range int64(100) {
+		why := RefusedNotExtension
+		if i%3 == 0 {
+			why = RefusedRolledBack
+		}
+		got, isNew := refuse(w1, "w1", why, 11+i)
+		if isNew {
+			news++
+		}
+		if why == RefusedNotExtension && got.Entry != first.Entry {
+			t.Fatalf("refusal %d names entry %d; want the first, %d", i, got.Entry, first.Entry)
+		}
+	}
+	if news != 1 {
+		t.Errorf("%d new refusals among 100 of two reasons already seen or new; want 1 (rolled-back)", news)
+	}
+	if _, isNew := refuse(w2, "w2", RefusedNotExtension, 10); !isNew {
+		t.Errorf("another witness's refusal was not recorded")
+	}
+	st, _, _ := l.WitnessState(ctx, "w1")
+	if !st.Refusal.Pending() || st.Error != "witness at 110" {
+		t.Errorf("state = %+v; want a pending refusal and the latest answer in the error", st)
+	}
+	if _, err := l.AcknowledgeRefusal(ctx, "w1", "uid:0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 200); !isNew {
+		t.Errorf("the same cause after the acknowledgement was not recorded")
+	}
+	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 201); isNew {
+		t.Errorf("the same cause twice after the acknowledgement was recorded twice")
+	}
+	es, err := l.Entries(ctx, Query{Kinds: []Kind{WitnessRefused}})
+	if err != nil || len(es) != 4 {
+		t.Fatalf("%d witness.refused entries, %v; want 4 (w1 twice, w2, w1 after the ack)", len(es), err)
+	}
+}
+
 // A config that gives a name another witness's key starts that witness
 // from size 0: the size the old key cosigned says nothing of the new one.
 func TestWitnessKeyChangeResetsSize(t *testing.T) {

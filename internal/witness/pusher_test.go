@@ -322,6 +322,93 @@ func TestWipedLogRefused(t *testing.T) {
 	assertRefusalEntry(t, fresh, r.Refusal, audit.RefusedKeyNotTrusted)
 }
 
+// A cloned PC: its data folder copied to a second PC, whose service pushes
+// the copy under the same origin and key while the original goes on being
+// cosigned. The witness names a new size at every refused push (the
+// original's latest), and the copy is shorter than it or diverges from
+// it. The copy's audit log records each distinct cause once, not once per
+// attempt, until an administrator acknowledges; the refusal stays pending
+// in the state (carrel status) and every attempt still reports it.
+func TestForkRefusedOncePerCause(t *testing.T) {
+	w := witnesstest.Start(t, witnesstest.Options{})
+	dir := t.TempDir()
+	l := openLog(t, dir)
+	w.AddLog(origin, l.Verifier())
+	cp := grow(t, l, 5, "shared")
+	results := pushing(t, l, w)
+	await(t, results, "the shared history's cosignature", cosigned(cp.Size))
+
+	clone := t.TempDir()
+	sqlite(t, filepath.Join(dir, audit.DBFile), `VACUUM INTO '`+filepath.Join(clone, audit.DBFile)+`'`)
+	copyFile(t, filepath.Join(dir, audit.KeyFile), filepath.Join(clone, audit.KeyFile))
+	// The original moves on first, so the copy's history parts from what
+	// the witness cosigned.
+	cp = grow(t, l, 1, "original")
+	await(t, results, "the original's next cosignature", cosigned(cp.Size))
+	copied := openLog(t, clone)
+	grow(t, copied, 40, "clone") // longer than the original: not an extension
+	cloneResults := pushing(t, copied, w)
+
+	refused := func(r Result) bool { return r.Refusal != nil }
+	attempts := 0
+	seenSizes := map[int64]bool{}
+	advance := func(n int, why string) {
+		t.Helper()
+		cp = grow(t, l, n, "original")
+		await(t, results, "the original's cosignature", cosigned(cp.Size))
+		// A refusal that names the witness's new size: the clone's pusher
+		// pushed again after the witness moved on.
+		r := await(t, cloneResults, "a refusal naming the witness's size", func(r Result) bool {
+			if refused(r) {
+				attempts++
+			}
+			return refused(r) && r.Refusal.WitnessSize == cp.Size
+		})
+		if r.Refusal.Why != why {
+			t.Fatalf("refusal at witness size %d = %+v; want %s", cp.Size, r.Refusal, why)
+		}
+		seenSizes[r.Refusal.WitnessSize] = true
+	}
+	for range 10 {
+		advance(1, audit.RefusedNotExtension)
+	}
+	advance(50, audit.RefusedRolledBack) // the original is now longer than the copy
+	for range 5 {
+		advance(1, audit.RefusedRolledBack)
+	}
+	entries := func() []audit.Entry {
+		es, err := copied.Entries(context.Background(), audit.Query{Kinds: []audit.Kind{audit.WitnessRefused}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	es := entries()
+	t.Logf("%d refused pushes naming %d witness sizes; %d witness.refused entries", attempts, len(seenSizes), len(es))
+	if len(seenSizes) < 16 || len(es) != 2 {
+		t.Fatalf("%d witness.refused entries after refusals naming %d sizes; want 2 (not-extension, rolled-back)", len(es), len(seenSizes))
+	}
+	for i, why := range []string{audit.RefusedNotExtension, audit.RefusedRolledBack} {
+		if v, _ := es[i].Value("why"); v != why {
+			t.Errorf("entry %d why=%s; want %s", es[i].Seq, v, why)
+		}
+	}
+	st, _, err := copied.WitnessState(context.Background(), "w1")
+	if err != nil || !st.Refusal.Pending() || st.Refusal.Entry != es[1].Seq || !strings.Contains(st.Error, strconv.FormatInt(cp.Size, 10)) {
+		t.Fatalf("state = %+v, %v; want the rolled-back refusal pending and the latest detail in the error", st, err)
+	}
+
+	// Acknowledged: the same cause seen again is a new entry, once.
+	if _, err := copied.AcknowledgeRefusal(context.Background(), "w1", "uid:0"); err != nil {
+		t.Fatal(err)
+	}
+	advance(1, audit.RefusedRolledBack)
+	advance(1, audit.RefusedRolledBack)
+	if es := entries(); len(es) != 3 {
+		t.Fatalf("%d witness.refused entries after the acknowledgement and two more refusals; want 3", len(es))
+	}
+}
+
 // A log the witness was never told about is an error to fix, not a
 // refusal: nothing is recorded in the audit log.
 func TestUnregisteredLogIsAnError(t *testing.T) {
