@@ -4,8 +4,10 @@ package wine
 
 import (
 	"bytes"
+	"encoding/csv"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -57,6 +59,31 @@ func (p *prefix) installedProducts(name string) int {
 func (p *prefix) installedCarrel(args ...string) result {
 	p.t.Helper()
 	return p.ok(append([]string{installedExe}, args...)...)
+}
+
+// bookingEnded returns the ended column of booking ref in `carrel booking
+// list --format csv` (open, ended, interrupted, …); "" when it is not
+// listed.
+func (p *prefix) bookingEnded(ref string) string {
+	p.t.Helper()
+	out := strings.ReplaceAll(p.installedCarrel("booking", "list", "--format", "csv").stdout, "\r", "")
+	rows, err := csv.NewReader(strings.NewReader(out)).ReadAll()
+	if err != nil || len(rows) == 0 {
+		p.t.Fatalf("booking list --format csv: %v\n%s", err, out)
+	}
+	col := slices.Index(rows[0], "ended")
+	for _, row := range rows[1:] {
+		if len(row) == len(rows[0]) && row[1] == ref {
+			return row[col]
+		}
+	}
+	return ""
+}
+
+// auditCount counts the audit entries of kind.
+func (p *prefix) auditCount(kind string) int {
+	p.t.Helper()
+	return strings.Count(p.installedCarrel("audit", "list", "--kind", kind).stdout, kind)
 }
 
 // TestMSIUnderWine installs the MSI silently as a fleet rollout does,
@@ -147,6 +174,12 @@ func TestMSIUnderWine(t *testing.T) {
 	p.spendFirstConnection(servicePipe)
 	mustContain(t, p.installedCarrel("booking", "list"), "msi-1")
 
+	// A booking open across the upgrade stays open: the installer stops
+	// the service cleanly (StopServices), which closes no booking, and the
+	// new version's start finds the same boot.
+	p.installedCarrel("booking", "start", "--ref", "msi-open")
+	interruptedBefore, uncleanBefore := p.auditCount("booking.interrupted"), p.auditCount("service.unclean-stop")
+
 	// Upgrade: msiexec /i carrel-NEW.msi /qn. PCID and RECIPIENT given
 	// again are ignored; config and data stay.
 	r, log = p.msiexec("/i", newMSI, "/qn", "PCID=pc-99", "RECIPIENT="+otherRecipient)
@@ -164,6 +197,20 @@ func TestMSIUnderWine(t *testing.T) {
 	// The service runs the new binary: the daemon reports its own version.
 	mustContain(t, p.installedCarrel("status"), "pc:              pc-07", "version "+versionNew.Describe)
 	mustContain(t, p.installedCarrel("booking", "list"), "msi-1")
+	if got := p.bookingEnded("msi-open"); got != "open" {
+		t.Errorf("the booking open across the upgrade is %q after it; want open", got)
+	}
+	if n := p.auditCount("booking.interrupted"); n != interruptedBefore {
+		t.Errorf("the upgrade recorded %d booking.interrupted entries; want none:\n%s", n-interruptedBefore,
+			p.installedCarrel("audit", "list", "--kind", "booking.interrupted").stdout)
+	}
+	if n := p.auditCount("service.unclean-stop"); n != uncleanBefore {
+		t.Errorf("the upgrade's stop of the old service was unclean (%d service.unclean-stop entries); want a clean stop", n-uncleanBefore)
+	}
+	p.installedCarrel("booking", "end", "--ref", "msi-open")
+	if got := p.bookingEnded("msi-open"); got != "ended" {
+		t.Errorf("the booking open across the upgrade is %q after booking end; want ended", got)
+	}
 	p.installedCarrel("booking", "start", "--ref", "msi-2")
 	p.installedCarrel("booking", "end", "--ref", "msi-2")
 	// One audit log across both versions, and it verifies.
