@@ -37,6 +37,18 @@ type pcLab struct {
 
 func newPCLab(t *testing.T) *pcLab {
 	t.Helper()
+	l, dir := newPCLabConfig(t, nil)
+	l.dataDir = filepath.Join(dir, "data")
+	l.client = api.NewClient(filepath.Join(l.dataDir, "api.sock"))
+	l.svc = startServiceIn(t, l.cfgPath, l.lab.PC)
+	return l
+}
+
+// newPCLabConfig makes the lab and the PC's config, changed further by
+// edit when it is not nil, and returns them with the config's folder; the
+// service is not started, and dataDir and client are not set.
+func newPCLabConfig(t *testing.T, edit func(string) string) (*pcLab, string) {
+	t.Helper()
 	lab := netlab.New(t)
 	l := &pcLab{lab: lab}
 	lab.StartDNS(map[string]netip.Addr{"www.example.test": lab.Server4, "news.example.test": lab.Server4})
@@ -51,14 +63,16 @@ func newPCLab(t *testing.T) *pcLab {
 	dir, cfgPath := demo(t, func(s string) string {
 		s = strings.Replace(s, `interface = ""`, `interface = "`+lab.PCIf+`"`, 1)
 		s = strings.Replace(s, `recipients = []`, `recipients = ["`+recipient+`"]`, 1)
-		return strings.Replace(s, `client_group = "carrel-booking"`, `client_group = ""`, 1)
+		s = strings.Replace(s, `client_group = "carrel-booking"`, `client_group = ""`, 1)
+		if edit != nil {
+			s = edit(s)
+		}
+		return s
 	})
-	l.cfgPath, l.dataDir = cfgPath, filepath.Join(dir, "data")
+	l.cfgPath = cfgPath
 	b, _ := os.ReadFile(cfgPath)
 	l.base = string(b)
-	l.client = api.NewClient(filepath.Join(l.dataDir, "api.sock"))
-	l.svc = startServiceIn(t, cfgPath, lab.PC)
-	return l
+	return l, dir
 }
 
 // startServiceIn runs `carrel run` inside network namespace ns.

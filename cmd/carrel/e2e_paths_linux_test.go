@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,8 +9,6 @@ import (
 	"time"
 
 	"github.com/carrel-lib/carrel/internal/api"
-	"github.com/carrel-lib/carrel/internal/netlab"
-	"github.com/carrel-lib/carrel/internal/seal"
 )
 
 // TestDataDirLinkRepointed: storage.data_dir is reached through a link.
@@ -21,25 +18,13 @@ import (
 // under a case: its sealed segments land in the folder the service opened
 // at start, none in the other, and `traffic list` shows them.
 func TestDataDirLinkRepointed(t *testing.T) {
-	lab := netlab.New(t)
-	l := &pcLab{lab: lab}
-	lab.StartDNS(map[string]netip.Addr{"www.example.test": lab.Server4, "news.example.test": lab.Server4})
-	lab.StartHTTP()
-	lab.StartTLS()
-	l.identity = filepath.Join(lab.Dir, "head-librarian.key")
-	recipient, err := seal.WriteIdentityFile(l.identity, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	dataLine := regexp.MustCompile(`(?m)^data_dir = '(.*)/data'$`)
 	socketLine := regexp.MustCompile(`(?m)^api_socket = '(.*)/data/api.sock'$`)
-	dir, cfgPath := demo(t, func(s string) string {
-		s = strings.Replace(s, `interface = ""`, `interface = "`+lab.PCIf+`"`, 1)
-		s = strings.Replace(s, `recipients = []`, `recipients = ["`+recipient+`"]`, 1)
-		s = strings.Replace(s, `client_group = "carrel-booking"`, `client_group = ""`, 1)
+	l, dir := newPCLabConfig(t, func(s string) string {
 		s = dataLine.ReplaceAllString(s, "data_dir = '$1/data-link'")
 		return socketLine.ReplaceAllString(s, "api_socket = '$1/run/api.sock'")
 	})
+	cfgPath := l.cfgPath
 	real, decoy, link := filepath.Join(dir, "real"), filepath.Join(dir, "decoy"), filepath.Join(dir, "data-link")
 	for _, d := range []string{real, decoy} {
 		if err := os.Mkdir(d, 0o700); err != nil {
@@ -49,10 +34,9 @@ func TestDataDirLinkRepointed(t *testing.T) {
 	if err := os.Symlink(real, link); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := os.ReadFile(cfgPath)
-	l.cfgPath, l.dataDir, l.base = cfgPath, real, string(b)
+	l.dataDir = real
 	l.client = api.NewClient(filepath.Join(dir, "run", "api.sock"))
-	l.svc = startServiceIn(t, cfgPath, lab.PC)
+	l.svc = startServiceIn(t, cfgPath, l.lab.PC)
 
 	repoint := func(to string) {
 		t.Helper()
