@@ -270,6 +270,17 @@ func TestRewrittenLogRefused(t *testing.T) {
 	}
 }
 
+// copyLog copies the audit log in data folder dir (its database, taken
+// whole while it is open, and its key) to a new folder, as a backup or a
+// cloned disk would, and returns that folder.
+func copyLog(t *testing.T, dir string) string {
+	t.Helper()
+	to := t.TempDir()
+	sqlite(t, filepath.Join(dir, audit.DBFile), `VACUUM INTO '`+filepath.Join(to, audit.DBFile)+`'`)
+	copyFile(t, filepath.Join(dir, audit.KeyFile), filepath.Join(to, audit.KeyFile))
+	return to
+}
+
 // The log cut back to an earlier copy of audit.db: the witness has
 // cosigned more than it holds.
 func TestRolledBackLogRefused(t *testing.T) {
@@ -280,9 +291,7 @@ func TestRolledBackLogRefused(t *testing.T) {
 	cp := grow(t, l, 3, "early")
 	results := pushing(t, l, w)
 	await(t, results, "the early cosignature", cosigned(cp.Size))
-	backup := t.TempDir()
-	sqlite(t, filepath.Join(dir, audit.DBFile), `VACUUM INTO '`+filepath.Join(backup, audit.DBFile)+`'`)
-	copyFile(t, filepath.Join(dir, audit.KeyFile), filepath.Join(backup, audit.KeyFile))
+	backup := copyLog(t, dir)
 	cp = grow(t, l, 10, "late")
 	await(t, results, "the late cosignature", cosigned(cp.Size))
 	l.Close()
@@ -338,9 +347,7 @@ func TestForkRefusedOncePerCause(t *testing.T) {
 	results := pushing(t, l, w)
 	await(t, results, "the shared history's cosignature", cosigned(cp.Size))
 
-	clone := t.TempDir()
-	sqlite(t, filepath.Join(dir, audit.DBFile), `VACUUM INTO '`+filepath.Join(clone, audit.DBFile)+`'`)
-	copyFile(t, filepath.Join(dir, audit.KeyFile), filepath.Join(clone, audit.KeyFile))
+	clone := copyLog(t, dir)
 	// The original moves on first, so the copy's history parts from what
 	// the witness cosigned.
 	cp = grow(t, l, 1, "original")
