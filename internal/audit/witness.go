@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Witnesses cosign the log's checkpoints (c2sp.org/tlog-witness): each
@@ -423,4 +425,89 @@ func clip(s string, n int) string {
 	}
 	// A rune cut in two leaves invalid bytes, which ToValidUTF8 drops.
 	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// StoredCosignature is one row of the cosignatures table, with the
+// checkpoint it is stored beside, exactly as audit.db holds them: nothing
+// here is verified. Neither table is part of the hashed log, so whoever
+// administers the PC can add, change or delete rows; a reader counts a row
+// only after VerifyCosignature with a key it trusts and InLog.
+type StoredCosignature struct {
+	Witness  string // the name the row claims
+	KeyHash  uint32 // the key hash the row claims
+	Line     string
+	Received time.Time // when the service stored it (the PC's clock)
+	// Checkpoint is the stored checkpoint the row is beside; Problem says
+	// why there is none (the row points at a checkpoint audit.db does not
+	// hold, or its note does not parse).
+	Checkpoint Checkpoint
+	Problem    string
+	// InLog says the checkpoint names this log's origin and its root hash
+	// is the root of this log's stored tree at its size: a cosignature on
+	// it vouches for this log's first Size entries. (Verify checks the
+	// stored tree against the entries.)
+	InLog bool
+}
+
+// Cosignatures returns every stored cosignature, in the order the
+// checkpoints were stored, for readers that judge each one (the compliance
+// reports). It changes nothing.
+func (l *Log) Cosignatures(ctx context.Context) ([]StoredCosignature, error) {
+	tx, err := l.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("reading cosignatures: %w", err)
+	}
+	defer tx.Rollback()
+	origin, _, err := getMeta(ctx, tx, "origin")
+	if err != nil {
+		return nil, err
+	}
+	size, err := treeSize(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT s.witness, s.key_hash, s.line, s.received, c.note
+		FROM cosignatures s LEFT JOIN checkpoints c ON c.id = s.checkpoint ORDER BY s.checkpoint, s.witness, s.key_hash`)
+	if err != nil {
+		return nil, fmt.Errorf("reading cosignatures: %w", err)
+	}
+	var out []StoredCosignature
+	for rows.Next() {
+		var s StoredCosignature
+		var keyHash int64
+		var received string
+		var msg sql.NullString
+		if err := rows.Scan(&s.Witness, &keyHash, &s.Line, &received, &msg); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("reading cosignatures: %w", err)
+		}
+		s.KeyHash, s.Received = uint32(keyHash), parseStateTime(received)
+		switch cp, err := parseStoredCheckpoint([]byte(msg.String)); {
+		case !msg.Valid:
+			s.Problem = "it is stored beside a checkpoint audit.db does not hold"
+		case err != nil:
+			s.Problem = err.Error()
+		default:
+			s.Checkpoint = cp
+		}
+		out = append(out, s)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading cosignatures: %w", err)
+	}
+	// The tree hashes are read after the rows are closed: one query at a
+	// time on the snapshot.
+	for i := range out {
+		cp := out[i].Checkpoint
+		if out[i].Problem != "" || cp.Origin != origin || cp.Size < 1 || cp.Size > size {
+			continue
+		}
+		root, err := tlog.TreeHash(cp.Size, hashReader(ctx, tx))
+		if err != nil {
+			return nil, fmt.Errorf("reading cosignatures: the tree at size %d: %w", cp.Size, err)
+		}
+		out[i].InLog = root == cp.Root
+	}
+	return out, nil
 }
