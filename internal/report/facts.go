@@ -41,6 +41,15 @@ type Facts struct {
 	Bookings *booking.Summary
 	// Traffic is nil when nothing was ever captured on this PC.
 	Traffic *seal.Summary
+	// Witnesses are the config's witnesses with what the log holds of
+	// each (witness.go), WitnessQuorum how many make a checkpoint
+	// witnessed. CosignaturesRejected are stored cosignatures by a
+	// configured witness that do not count; CosignaturesUnchecked counts
+	// those by witnesses the config does not list.
+	Witnesses             []WitnessFacts
+	WitnessQuorum         int
+	CosignaturesRejected  []RejectedCosignature
+	CosignaturesUnchecked int
 }
 
 // Verification is what `carrel audit verify` would say now.
@@ -94,6 +103,9 @@ func Gather(ctx context.Context, in Input) (*Facts, error) {
 		f.Verify.Problem = err.Error()
 	}
 	f.Verify = verify(ctx, log, in, f.Verify.Problem)
+	if err := gatherWitnesses(ctx, log, in.Config, f); err != nil {
+		return nil, fmt.Errorf("reading the witnesses' cosignatures: %w", err)
+	}
 
 	bs, err := booking.ReadSummary(ctx, filepath.Join(dataDir, bookingsFile))
 	switch {

@@ -102,6 +102,43 @@ var rules = []rule{
 		}
 		return out
 	}},
+	{"witness-refusal-unacknowledged", []int{8, 9}, func(r *Review, tr printer) []string {
+		// Apart from witness-refused, which counts the period's refusals:
+		// this one is about now. A refusal nobody acknowledged means nobody
+		// has looked into why the log stopped being witnessed.
+		var out []string
+		for _, p := range r.Audit.PendingRefusals {
+			out = append(out, tr.t("finding.witness-refusal-unacknowledged", p.Witness, tr.tOr("refusal.", p.Why), tr.time(p.Since), p.LogSize, p.WitnessSize))
+		}
+		return out
+	}},
+	{"witness-behind", []int{8, 9}, func(r *Review, tr printer) []string {
+		var out []string
+		for _, w := range r.Audit.Witnesses {
+			if b := w.Behind; b != nil {
+				out = append(out, tr.t("finding.witness-behind", w.Name, b.Entries, tr.time(b.Due), b.Covered))
+			}
+		}
+		return out
+	}},
+	{"witness-cosignature-rejected", []int{8, 9}, func(r *Review, tr printer) []string {
+		// One finding per witness and reason: a table rewritten wholesale
+		// is one thing to look into, not hundreds.
+		n := map[[2]string]int{}
+		var order [][2]string
+		for _, c := range r.Audit.CosignaturesRejected {
+			k := [2]string{c.Witness, c.Why}
+			if n[k] == 0 {
+				order = append(order, k)
+			}
+			n[k]++
+		}
+		var out []string
+		for _, k := range order {
+			out = append(out, tr.t("finding.witness-cosignature-rejected", n[k], k[0], tr.t("cosig."+k[1])))
+		}
+		return out
+	}},
 	{"refused-configs", []int{8}, func(r *Review, tr printer) []string {
 		if len(r.Config.Rejected) == 0 {
 			return nil

@@ -45,6 +45,16 @@ func TestFindingRules(t *testing.T) {
 		{"case-refused", func(r *Review) { r.Cases = []CaseReview{{ID: "k-2", Mode: "metadata", Verdict: "refused"}} }, "k-2"},
 		{"no-verified-off-pc-checkpoint", func(r *Review) { r.Audit.Trusted = nil }, "No checkpoint"},
 		{"witness-refused", func(r *Review) { r.Audit.WitnessRefusals = []Count{{What: "w1: not-extension", Count: 2}} }, "w1: not-extension"},
+		{"witness-refusal-unacknowledged", func(r *Review) {
+			r.Audit.PendingRefusals = []PendingRefusal{{Witness: "w2", Why: "rolled-back", Since: hold, LogSize: 40, WitnessSize: 55}}
+		}, "Witness w2 has refused to cosign (rolled back) since 2025-01-02"},
+		{"witness-behind", func(r *Review) {
+			r.Audit.Witnesses = []WitnessReview{{Name: "w1", Behind: &WitnessBehind{Due: hold, Entries: 120, Covered: 80}}}
+		}, "w1 has not cosigned the 120 entries"},
+		{"witness-cosignature-rejected", func(r *Review) {
+			// Two rows for the same witness and reason make one finding.
+			r.Audit.CosignaturesRejected = []RejectedCosignature{{Witness: "w1", Size: 7, Why: "bad-signature"}, {Witness: "w1", Size: 9, Why: "bad-signature"}}
+		}, "2 stored cosignatures in the name of witness w1 were not counted: does not verify"},
 		{"refused-configs", func(r *Review) { r.Config.Rejected = []RejectedConfig{{At: hold, Problems: "(file)", Count: 1}} }, ": 1."},
 		{"unclean-stops", func(r *Review) { r.Service.Unclean = []UncleanStop{{Noticed: hold}}; r.Service.Interrupted = 4 }, "4 open"},
 		{"capture-incomplete", func(r *Review) { r.Capture.Errors = 2 }, "2 errors"},
@@ -75,6 +85,24 @@ func TestFindingRules(t *testing.T) {
 		if !slices.Contains(tested, ru.id) {
 			t.Errorf("rule %s has no case in TestFindingRules", ru.id)
 		}
+	}
+}
+
+// TestWitnessedSatisfiesOffPC: a checkpoint witnessed in the period is
+// the off-PC evidence the rule asks for, without a trusted checkpoint; a
+// witness that is not behind and has no pending refusal is no finding.
+func TestWitnessedSatisfiesOffPC(t *testing.T) {
+	tr := newPrinter("en", time.UTC)
+	r := clean()
+	r.Audit.Trusted = nil
+	r.Audit.Witnessed = 1
+	r.Audit.Witnesses = []WitnessReview{{Name: "w1", Cosignatures: 1}}
+	if got := Findings(r, tr); len(got) != 0 {
+		t.Errorf("Findings(witnessed, no trusted checkpoint) = %+v; want none", got)
+	}
+	r.Audit.Witnessed = 0
+	if got := Findings(r, tr); len(got) != 1 || got[0].Rule != "no-verified-off-pc-checkpoint" {
+		t.Errorf("Findings(not witnessed, no trusted checkpoint) = %+v; want no-verified-off-pc-checkpoint", got)
 	}
 }
 

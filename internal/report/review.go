@@ -303,18 +303,31 @@ type AuditReview struct {
 	Verification
 	InPeriod int     `json:"entries_in_period"`
 	Kinds    []Count `json:"kinds"`
-	// Witnessed counts entries of kinds that record a checkpoint seen or
-	// cosigned off the PC (none exist yet: see offPCKinds).
-	Witnessed int `json:"off_pc_confirmations"`
+	// Witnessed counts the checkpoints witnessed in the period: each
+	// cosigned, with a signature the witness dated in the period, by at
+	// least WitnessQuorum of the configured witnesses, every cosignature
+	// verified with the witness's key from the config and on a checkpoint
+	// of this log (witness.go). The quorum is the config's
+	// audit.witness_quorum: with 2, a checkpoint only one witness cosigned
+	// is not counted, as `carrel audit verify` would not call it witnessed.
+	Witnessed     int `json:"witnessed_checkpoints"`
+	WitnessQuorum int `json:"witness_quorum"`
+	// LatestWitnessed is the largest checkpoint a quorum cosigned up to
+	// the making of the review; nil when none is.
+	LatestWitnessed *WitnessedCheckpoint `json:"latest_witnessed,omitempty"`
+	Witnesses       []WitnessReview      `json:"witnesses"`
+	// CosignaturesRejected are stored cosignatures that claim a configured
+	// witness but do not count (a changed cosignature table);
+	// CosignaturesUnchecked counts those by witnesses not configured.
+	CosignaturesRejected  []RejectedCosignature `json:"cosignatures_rejected"`
+	CosignaturesUnchecked int                   `json:"cosignatures_unchecked"`
 	// WitnessRefusals are the witness.refused entries of the period: a
 	// witness found the log is not an extension of what it cosigned.
 	WitnessRefusals []Count `json:"witness_refusals"`
+	// PendingRefusals are refusals no administrator acknowledged by the
+	// making of the review, whenever they happened.
+	PendingRefusals []PendingRefusal `json:"pending_refusals"`
 }
-
-// offPCKinds are audit kinds that record a checkpoint confirmed off the PC
-// (a witness cosignature). None is declared yet; the review counts them as
-// soon as audit/kinds.go declares them under these names.
-var offPCKinds = []audit.Kind{"checkpoint.cosigned", "witness.cosigned"}
 
 // BuildReview makes the yearly review for period p from f. lang must be
 // one of Languages.
@@ -340,6 +353,7 @@ func BuildReview(f *Facts, p Period, lang string, loc *time.Location) *Review {
 	r.Exports = exports(f, p)
 	r.Config, r.API, r.Service = configAPIService(f, p, end)
 	r.Audit = auditReview(f, p)
+	witnessReview(f, p, end, &r.Audit)
 	r.Findings = Findings(r, tr)
 	return r
 }
@@ -844,9 +858,6 @@ func auditReview(f *Facts, p Period) AuditReview {
 		}
 		a.InPeriod++
 		kinds[string(e.Kind)]++
-		if slices.Contains(offPCKinds, e.Kind) {
-			a.Witnessed++
-		}
 		if e.Kind == audit.WitnessRefused {
 			refusals[val(e, "witness")+": "+val(e, "why")]++
 		}

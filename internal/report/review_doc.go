@@ -1,6 +1,9 @@
 package report
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 func short(sum string) string {
 	if len(sum) > 12 {
@@ -217,12 +220,26 @@ func auditSection(a AuditReview, tr printer) section {
 		off = tr.t("audit.offpc.trusted", a.Trusted.Size, tr.time(a.Trusted.Covers))
 	}
 	s.Facts = append(s.Facts, pair{tr.t("audit.offpc"), off},
-		pair{tr.t("audit.witnessed"), tr.num(int64(a.Witnessed))})
+		pair{tr.t("audit.witnessed"), tr.t("audit.witnessed.count", a.Witnessed, a.WitnessQuorum)},
+		pair{tr.t("audit.witnessed.last"), witnessedText(a.LatestWitnessed, tr)})
+	s.Paras = []string{tr.t("witness.lead")}
+	if n := len(a.CosignaturesRejected); n > 0 {
+		var whys []string
+		for _, c := range a.CosignaturesRejected {
+			if w := tr.t("cosig." + c.Why); !slices.Contains(whys, w) {
+				whys = append(whys, w)
+			}
+		}
+		s.After = append(s.After, tr.t("audit.rejected", n, strings.Join(whys, "; ")))
+	}
+	if a.CosignaturesUnchecked > 0 {
+		s.After = append(s.After, tr.t("audit.unchecked", a.CosignaturesUnchecked))
+	}
 	kt := table{Caption: tr.t("audit.kinds"), Head: []string{tr.t("col.kind"), tr.t("col.count")}, Right: []bool{false, true}, Empty: tr.t("none")}
 	for _, k := range a.Kinds {
 		kt.Rows = append(kt.Rows, []string{k.What, tr.num(int64(k.Count))})
 	}
-	s.Tables = []table{kt}
+	s.Tables = []table{witnessTable(a, tr), kt}
 	return s
 }
 
