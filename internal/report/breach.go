@@ -70,6 +70,12 @@ type BreachLog struct {
 	HoldsPlaced   int              `json:"holds_placed"`
 	HoldsReleased int              `json:"holds_released"`
 	PatronLookups int              `json:"patron_lookups"`
+	// Witnessed is the latest checkpoint a quorum of the configured
+	// witnesses verified-cosigned (witness.go): the log up to it is as
+	// they saw it, whatever happened on the PC since. Nil when none is.
+	Witnessed *WitnessedCheckpoint `json:"latest_witnessed,omitempty"`
+	// PendingRefusals are witness refusals no one has acknowledged.
+	PendingRefusals []PendingRefusal `json:"pending_witness_refusals"`
 }
 
 // KeyEvent is a key.created entry.
@@ -132,6 +138,8 @@ func BuildBreach(f *Facts, since time.Time, lang string, loc *time.Location) *Br
 	cfg, api, svc := configAPIService(f, p, f.Now)
 	b.Log.ConfigChanges, b.Log.Rejected, b.Log.API, b.Log.PatronLookups = cfg.Accepted, cfg.Rejected, api, cfg.PatronLookups
 	b.Log.Unclean, b.Log.Starts = svc.Unclean, svc.Starts
+	b.Log.Witnessed = latestWitnessed(f, f.Now)
+	b.Log.PendingRefusals = pendingRefusals(f.Entries, f.Now)
 
 	dir := f.Config.Storage.DataDir
 	b.Keys = []KeyFact{
@@ -184,6 +192,7 @@ func (b *Breach) document(tr printer) *document {
 	l := b.Log
 	logS := section{Heading: tr.t("h.breach.log", tr.time(*b.Meta.Since)), Facts: []pair{
 		{tr.t("audit.verified"), verdict(l.Verification, tr)},
+		{tr.t("breach.untampered"), untampered(l, b.Meta.AuditSize, tr)},
 		{tr.t("breach.log.entries"), tr.num(int64(l.Entries))},
 		{tr.t("service.starts"), tr.num(int64(l.Starts))},
 		{tr.t("service.unclean"), tr.num(int64(len(l.Unclean)))},
@@ -219,9 +228,27 @@ func (b *Breach) document(tr printer) *document {
 	for _, k := range l.Kinds {
 		kindT.Rows = append(kindT.Rows, []string{k.What, tr.num(int64(k.Count))})
 	}
+	for _, p := range l.PendingRefusals {
+		logS.Paras = append(logS.Paras, tr.t("breach.refusal", p.Witness, tr.tOr("refusal.", p.Why), tr.time(p.Since), p.LogSize, p.WitnessSize))
+	}
 	logS.Tables = []table{rejT, apiT, exT, keyT, unT, kindT}
 	d.Sections = append(d.Sections, logS)
 
 	d.Sections = append(d.Sections, section{Heading: tr.t("h.breach.people"), Paras: []string{tr.t("breach.people")}, Blanks: b.Unknown})
 	return d
+}
+
+// untampered says up to where something kept off the PC vouches for the
+// audit log: the larger of the checkpoint a quorum of witnesses cosigned
+// and the trusted checkpoint given to the report. Entries after it rest on
+// the PC's own key, which whoever broke in may hold.
+func untampered(l BreachLog, total int64, tr printer) string {
+	w, t := l.Witnessed, l.Trusted
+	switch {
+	case w != nil && (t == nil || w.Size >= t.Size):
+		return tr.t("breach.untampered.witnessed", w.Size, tr.time(w.Covers), joinList(w.By), tr.time(w.At), max(total-w.Size, 0))
+	case t != nil:
+		return tr.t("breach.untampered.trusted", t.Size, tr.time(t.Covers), max(total-t.Size, 0))
+	}
+	return tr.t("breach.untampered.none")
 }
