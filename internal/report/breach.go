@@ -229,7 +229,7 @@ func (b *Breach) document(tr printer) *document {
 		kindT.Rows = append(kindT.Rows, []string{k.What, tr.num(int64(k.Count))})
 	}
 	for _, p := range l.PendingRefusals {
-		logS.Paras = append(logS.Paras, tr.t("breach.refusal", p.Witness, tr.tOr("refusal.", p.Why), tr.time(p.Since), p.LogSize, p.WitnessSize))
+		logS.Paras = append(logS.Paras, tr.t("breach.refusal", p.Witness, tr.tOr("refusal.", p.Why), tr.time(p.Since), p.LogSize))
 	}
 	logS.Tables = []table{rejT, apiT, exT, keyT, unT, kindT}
 	d.Sections = append(d.Sections, logS)

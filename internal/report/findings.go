@@ -108,7 +108,7 @@ var rules = []rule{
 		// has looked into why the log stopped being witnessed.
 		var out []string
 		for _, p := range r.Audit.PendingRefusals {
-			out = append(out, tr.t("finding.witness-refusal-unacknowledged", p.Witness, tr.tOr("refusal.", p.Why), tr.time(p.Since), p.LogSize, p.WitnessSize))
+			out = append(out, tr.t("finding.witness-refusal-unacknowledged", p.Witness, tr.tOr("refusal.", p.Why), tr.time(p.Since), p.LogSize))
 		}
 		return out
 	}},

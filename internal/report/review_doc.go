@@ -216,6 +216,9 @@ func auditSection(a AuditReview, tr printer) section {
 		pair{tr.t("audit.checkpoints"), tr.t("audit.checkpoints.value", a.Checkpoints, a.LatestSize)},
 	)
 	off := tr.t("audit.offpc.none")
+	if a.LatestWitnessed != nil {
+		off = tr.t("audit.offpc.witnessed")
+	}
 	if a.Trusted != nil {
 		off = tr.t("audit.offpc.trusted", a.Trusted.Size, tr.time(a.Trusted.Covers))
 	}

@@ -64,7 +64,7 @@ type CosignFact struct {
 // RejectedCosignature is a stored cosignature by a configured witness's
 // name and key hash that does not count.
 type RejectedCosignature struct {
-	Witness string `json:"witness"`
+	Witness string `json:"witness"` // its name in the config
 	// Size is the size of the checkpoint it is stored beside; 0 when
 	// there is none.
 	Size int64 `json:"size"`
@@ -115,11 +115,11 @@ func gatherWitnesses(ctx context.Context, log *audit.Log, cfg *config.Config, f 
 		case !s.InLog:
 			why = "not-this-log"
 		}
+		wf := &f.Witnesses[index[k.Text]]
 		if why != "" {
-			f.CosignaturesRejected = append(f.CosignaturesRejected, RejectedCosignature{Witness: k.Name, Size: s.Checkpoint.Size, Why: why})
+			f.CosignaturesRejected = append(f.CosignaturesRejected, RejectedCosignature{Witness: wf.Name, Size: s.Checkpoint.Size, Why: why})
 			continue
 		}
-		wf := &f.Witnesses[index[k.Text]]
 		if i := slices.IndexFunc(wf.Cosigned, func(x CosignFact) bool { return x.Size == s.Checkpoint.Size }); i >= 0 {
 			// The same size again (a checkpoint stored twice): keep the
 			// earlier signature.
@@ -339,9 +339,10 @@ func witnessTable(a AuditReview, tr printer) table {
 		state := tr.t("witness.ok")
 		switch {
 		case w.Refusal != nil:
-			state = tr.t("witness.refusing", tr.tOr("refusal.", w.Refusal.Why), tr.time(w.Refusal.Since))
+			// The finding says why; the table stays narrow enough to read.
+			state = tr.t("witness.refusing", tr.time(w.Refusal.Since))
 		case w.Error != "":
-			state = tr.t("witness.error", w.Error, tr.timep(w.ErrorAt))
+			state = tr.t("witness.error", clipRunes(w.Error, 60), tr.timep(w.ErrorAt))
 		}
 		t.Rows = append(t.Rows, []string{w.Name, key, tr.num(int64(w.Cosignatures)), cosignedText(w.Largest, tr), cosignedText(w.Latest, tr), state})
 	}
@@ -361,4 +362,13 @@ func witnessedText(w *WitnessedCheckpoint, tr printer) string {
 		return tr.t("audit.witnessed.none")
 	}
 	return tr.t("audit.witnessed.latest", w.Size, tr.time(w.Covers), joinList(w.By), tr.time(w.At))
+}
+
+// clipRunes shortens s to n runes for a table cell; the JSON keeps it whole.
+func clipRunes(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

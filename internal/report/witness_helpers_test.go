@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strings"
-	"testing"
+	"time"
 
 	"filippo.io/torchwood"
 	"golang.org/x/mod/sumdb/note"
@@ -28,28 +28,27 @@ type TestWitness struct {
 	hash uint32
 }
 
-// NewTestWitness makes the witness called name.
-func NewTestWitness(t testing.TB, name string) *TestWitness {
-	t.Helper()
+// NewTestWitness makes the witness whose key is called name. It panics
+// on a name a witness key cannot have: a mistake in the test.
+func NewTestWitness(name string) *TestWitness {
 	seed := sha256.Sum256([]byte("carrel report test witness " + name))
 	priv := ed25519.NewKeyFromSeed(seed[:])
 	s, err := torchwood.NewCosignatureSigner(name, priv)
 	if err != nil {
-		t.Fatal(err)
+		panic(fmt.Sprintf("test witness %q: %v", name, err))
 	}
 	return &TestWitness{Name: name, Key: s.Verifier().String(), priv: priv, hash: s.KeyHash()}
 }
 
-// Cosign returns the witness's cosignature line on cp, dated at unix
-// seconds, as litewitness answers add-checkpoint.
-func (w *TestWitness) Cosign(t testing.TB, cp audit.Checkpoint, at int64) string {
-	t.Helper()
-	signed, err := note.Sign(&note.Note{Text: string(cp.Body())}, datedSigner{w, uint64(at)})
+// Cosign returns the witness's cosignature line on cp, dated at, as
+// litewitness answers add-checkpoint.
+func (w *TestWitness) Cosign(cp audit.Checkpoint, at time.Time) (string, error) {
+	signed, err := note.Sign(&note.Note{Text: string(cp.Body())}, datedSigner{w, uint64(at.Unix())})
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	s := string(signed)
-	return s[strings.LastIndex(s, "\n\n")+2:]
+	return s[strings.LastIndex(s, "\n\n")+2:], nil
 }
 
 // datedSigner signs as tlog-cosignature/v1 does, at a given time.

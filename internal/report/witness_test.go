@@ -75,7 +75,10 @@ func (w *witnessedLog) cosign(x *TestWitness, cp audit.Checkpoint, at time.Time)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	line := x.Cosign(w.t, cp, at.Unix())
+	line, err := x.Cosign(cp, at)
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	if _, err := w.log.AddCosignatures(context.Background(), x.Name, k, cp, []string{line}); err != nil {
 		w.t.Fatal(err)
 	}
@@ -105,6 +108,13 @@ func (w *witnessedLog) review() *Review {
 	return BuildReview(f, year2025, "en", time.UTC)
 }
 
+func must(line string, err error) string {
+	if err != nil {
+		panic(err)
+	}
+	return line
+}
+
 func rulesOf(fs []Finding) []string {
 	var out []string
 	for _, f := range fs {
@@ -130,7 +140,7 @@ func witnessRules(fs []Finding) []string {
 // exist before, and said 0 for a PC witnessed all year), per witness and
 // under the config's quorum.
 func TestReviewCountsVerifiedCosignatures(t *testing.T) {
-	w1, w2 := NewTestWitness(t, "witness.example/w1"), NewTestWitness(t, "witness.example/w2")
+	w1, w2 := NewTestWitness("witness.example/w1"), NewTestWitness("witness.example/w2")
 	build := func(quorum int) (*witnessedLog, []audit.Checkpoint) {
 		w := newWitnessedLog(t, quorum, w1, w2)
 		march := w.grow(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), 3)
@@ -200,7 +210,7 @@ func TestReviewCountsVerifiedCosignatures(t *testing.T) {
 // the review says which and why. With no genuine cosignature left, the
 // off-PC finding still fires.
 func TestReviewRejectsChangedCosignatures(t *testing.T) {
-	w1 := NewTestWitness(t, "witness.example/w1")
+	w1 := NewTestWitness("witness.example/w1")
 	cases := []struct {
 		name   string
 		tamper func(w *witnessedLog, cp audit.Checkpoint, line string)
@@ -224,7 +234,7 @@ func TestReviewRejectsChangedCosignatures(t *testing.T) {
 			w.exec(`INSERT INTO checkpoints (id, size, made, note) VALUES (1000, 1000, '2025-06-01T00:00:00Z', ?)`,
 				string(fake.Body())+"\n— carrel/pc-test "+base64.StdEncoding.EncodeToString(make([]byte, 68))+"\n")
 			w.exec(`INSERT INTO cosignatures (checkpoint, witness, key_hash, line, signed, received) VALUES (1000, ?, 0, ?, '', '')`,
-				w1.Name, w1.Cosign(t, fake, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).Unix()))
+				w1.Name, must(w1.Cosign(fake, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))))
 		}, "not-this-log"},
 		{"another tree of the same size", func(w *witnessedLog, cp audit.Checkpoint, _ string) {
 			fake := cp
@@ -233,7 +243,7 @@ func TestReviewRejectsChangedCosignatures(t *testing.T) {
 			w.exec(`INSERT INTO checkpoints (id, size, made, note) VALUES (1000, ?, '2025-06-01T00:00:00Z', ?)`,
 				fake.Size, string(fake.Body())+"\n— carrel/pc-test "+base64.StdEncoding.EncodeToString(make([]byte, 68))+"\n")
 			w.exec(`INSERT INTO cosignatures (checkpoint, witness, key_hash, line, signed, received) VALUES (1000, ?, 0, ?, '', '')`,
-				w1.Name, w1.Cosign(t, fake, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC).Unix()))
+				w1.Name, must(w1.Cosign(fake, time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC))))
 		}, "not-this-log"},
 		{"checkpoint deleted", func(w *witnessedLog, cp audit.Checkpoint, _ string) {
 			w.exec(`UPDATE cosignatures SET checkpoint = 999`)
@@ -276,7 +286,7 @@ func TestReviewRejectsChangedCosignatures(t *testing.T) {
 // acknowledgement is read from the hashed log, not from the witnesses
 // table, which an administrator could change to hide it.
 func TestReviewPendingRefusalFromLog(t *testing.T) {
-	w1 := NewTestWitness(t, "witness.example/w1")
+	w1 := NewTestWitness("witness.example/w1")
 	k, err := audit.ParseWitnessKey(w1.Key)
 	if err != nil {
 		t.Fatal(err)
