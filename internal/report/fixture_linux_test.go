@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -52,8 +54,21 @@ var (
 	badConfigAt          = time.Date(2025, 10, 6, 11, 30, 0, 0, time.UTC)
 	exportAt             = time.Date(2025, 4, 2, 10, 30, 0, 0, time.UTC)
 	lookupAt             = time.Date(2025, 11, 10, 13, 0, 0, 0, time.UTC)
-	orderRef             = "BS-1234/2025"
+	// The PC is restarted for updates; its witness cosigns the checkpoint
+	// it signed at the stop.
+	updateRestartAt = time.Date(2025, 12, 10, 7, 0, 0, 0, time.UTC)
+	orderRef        = "BS-1234/2025"
+	// The library's two witnesses: its own (w1), which cosigns every
+	// checkpoint the PC signs at a stop, and a neighbouring
+	// municipality's (w2), which cosigns in March and from the summer
+	// closure on refuses the log's key (its operator was given another),
+	// a refusal no one acknowledges.
+	witness1 = report.NewTestWitness("witness.sonderby.example/w1")
+	witness2 = report.NewTestWitness("witness.nabokommune.example/w2")
 )
+
+// The witnesses' names in the config.
+const witness1Name, witness2Name = "sonderby-w1", "nabo-w2"
 
 func mustZone(name string) *time.Location {
 	l, err := time.LoadLocation(name)
@@ -190,6 +205,12 @@ func scriptedYear(dir string) error {
 			if err := y.stop(); err != nil {
 				return err
 			}
+			if err := y.witness(witness1); err != nil {
+				return err
+			}
+			if err := y.refuse(); err != nil {
+				return err
+			}
 			continue
 		case now.After(closedFrom) && now.Before(closedTo):
 			continue // switched off: no runs, no bookings
@@ -210,6 +231,9 @@ func scriptedYear(dir string) error {
 			if err := y.stop(); err != nil {
 				return err
 			}
+			if err := y.witness(witness1, witness2); err != nil {
+				return err
+			}
 			if now.Equal(caseEnd) {
 				// The capture engine saw no packets on its silent
 				// interface; the case's evidence is sealed by the real
@@ -225,6 +249,16 @@ func scriptedYear(dir string) error {
 				if err := y.waitFor(audit.CaptureStart, 1); err != nil {
 					return err
 				}
+			}
+		case now.Equal(updateRestartAt):
+			if err := y.stop(); err != nil {
+				return err
+			}
+			if err := y.witness(witness1); err != nil {
+				return err
+			}
+			if err := y.start(); err != nil {
+				return err
 			}
 		case now.Equal(exportAt.Truncate(time.Hour)):
 			if err := y.export(ctx); err != nil {
@@ -259,7 +293,77 @@ func scriptedYear(dir string) error {
 			return err
 		}
 	}
-	return y.stop()
+	if err := y.stop(); err != nil {
+		return err
+	}
+	if err := y.witness(witness1); err != nil {
+		return err
+	}
+	// w2 still refuses at the making of the report: the same refusal
+	// again, which records no new entry, only the witnesses' state (the
+	// service's pushes meanwhile left it whatever the script's unreachable
+	// witnesses made of it).
+	return y.refuse()
+}
+
+// openLog opens the audit log as the service would, on the script's
+// clock; the service is stopped.
+func (y *year) openLog() (*audit.Log, error) {
+	return audit.OpenIn(y.dataDir, "carrel/pc-fixture", y.clock.Now)
+}
+
+// witness has each of ws cosign the checkpoint the service signed at its
+// stop, at the script's time, and stores the cosignatures as the service
+// stores a witness's answer. The service itself cannot reach the
+// witnesses (Options.WitnessDial): which of its checkpoints a real
+// witness would cosign depends on timing, and the goldens must not.
+func (y *year) witness(ws ...*report.TestWitness) error {
+	l, err := y.openLog()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	ctx := context.Background()
+	cp, err := l.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	for _, w := range ws {
+		line, err := w.Cosign(cp, y.clock.Now())
+		if err != nil {
+			return err
+		}
+		k, err := audit.ParseWitnessKey(w.Key)
+		if err != nil {
+			return err
+		}
+		name := witness1Name
+		if w == witness2 {
+			name = witness2Name
+		}
+		if _, err := l.AddCosignatures(ctx, name, k, cp, []string{line}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refuse records w2's refusal of the log's key, as the service records a
+// 403 from a witness.
+func (y *year) refuse() error {
+	l, err := y.openLog()
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	ctx := context.Background()
+	cp, err := l.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	_, _, err = l.WitnessRefused(ctx, witness2Name, witness2.Key, audit.Refusal{Why: audit.RefusedKeyNotTrusted,
+		Detail: "the witness knows this log's origin but not its key (403)", LogSize: cp.Size})
+	return err
 }
 
 // book plays a library day: three bookings between 10 and 18 on opening
@@ -334,11 +438,17 @@ retention = "28d"
 api_socket = %q
 client_group = ""
 %s
+[audit]
+witnesses = [
+  {name = %q, url = "https://witness.sonderby.example", key = %q},
+  {name = %q, url = "https://witness.nabokommune.example", key = %q},
+]
+
 [capture]
 interface = "lo"
 recipients = [%q]
 traffic_retention = "30d"
-%s`, y.dataDir, filepath.Join(y.dataDir, "api.sock"), extraBooking, y.recipient, y.cases)
+%s`, y.dataDir, filepath.Join(y.dataDir, "api.sock"), extraBooking, witness1Name, witness1.Key, witness2Name, witness2.Key, y.recipient, y.cases)
 	tmp := y.cfgPath + ".tmp"
 	if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {
 		return err
@@ -376,7 +486,7 @@ func (y *year) start() error {
 	ready := make(chan struct{})
 	go func() {
 		y.done <- daemon.Run(ctx, daemon.Options{ConfigPath: y.cfgPath, Version: "test", Now: y.clock.Now, Ready: ready,
-			Purge: y.purge, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			Purge: y.purge, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), WitnessDial: noWitness})
 	}()
 	select {
 	case <-ready:
@@ -510,6 +620,12 @@ func (y *year) export(ctx context.Context) error {
 		return err
 	}
 	return os.RemoveAll(out)
+}
+
+// noWitness is the service's way to its witnesses in the scripted year:
+// none (see year.witness).
+func noWitness(context.Context, string, string) (net.Conn, error) {
+	return nil, errors.New("the scripted year's witnesses are reached only by the script")
 }
 
 // loopbackUp brings up lo in the new network namespace: a capture socket
