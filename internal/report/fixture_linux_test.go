@@ -202,10 +202,7 @@ func scriptedYear(dir string) error {
 		local := now.In(copenhagen)
 		switch {
 		case now.Equal(closedFrom):
-			if err := y.stop(); err != nil {
-				return err
-			}
-			if err := y.witness(witness1); err != nil {
+			if err := y.stopWitnessed(witness1); err != nil {
 				return err
 			}
 			if err := y.refuse(); err != nil {
@@ -228,10 +225,7 @@ func scriptedYear(dir string) error {
 			// The PC is restarted in the morning; the service judges the
 			// case afresh at start (capture on at the case's start, off
 			// after its end).
-			if err := y.stop(); err != nil {
-				return err
-			}
-			if err := y.witness(witness1, witness2); err != nil {
+			if err := y.stopWitnessed(witness1, witness2); err != nil {
 				return err
 			}
 			if now.Equal(caseEnd) {
@@ -251,10 +245,7 @@ func scriptedYear(dir string) error {
 				}
 			}
 		case now.Equal(updateRestartAt):
-			if err := y.stop(); err != nil {
-				return err
-			}
-			if err := y.witness(witness1); err != nil {
+			if err := y.stopWitnessed(witness1); err != nil {
 				return err
 			}
 			if err := y.start(); err != nil {
@@ -293,10 +284,7 @@ func scriptedYear(dir string) error {
 			return err
 		}
 	}
-	if err := y.stop(); err != nil {
-		return err
-	}
-	if err := y.witness(witness1); err != nil {
+	if err := y.stopWitnessed(witness1); err != nil {
 		return err
 	}
 	// w2 still refuses at the making of the report: the same refusal
@@ -304,6 +292,15 @@ func scriptedYear(dir string) error {
 	// service's pushes meanwhile left it whatever the script's unreachable
 	// witnesses made of it).
 	return y.refuse()
+}
+
+// stopWitnessed stops the service and has ws cosign the checkpoint it
+// signed at the stop.
+func (y *year) stopWitnessed(ws ...*report.TestWitness) error {
+	if err := y.stop(); err != nil {
+		return err
+	}
+	return y.witness(ws...)
 }
 
 // openLog opens the audit log as the service would, on the script's
