@@ -75,10 +75,10 @@ const (
 	// (the witness knows the log's origin with another key: the log was
 	// started again with a new key). witness_size is the size the witness
 	// holds (0 when it did not say), log_size that of the checkpoint it
-	// refused. It is recorded once per witness and why until an
-	// administrator acknowledges it (`carrel status` shows it until then):
-	// the sizes of later refusals of the same cause are only in the
-	// witness's state and the service log.
+	// refused. It is recorded once per witness and why until the witness
+	// cosigns this log again (`carrel status` shows it until an
+	// administrator acknowledges it): the sizes of later refusals of the
+	// same cause are only in the witness's state and the service log.
 	WitnessRefused Kind = "witness.refused" // witness, why, witness_size, log_size
 	// WitnessAcknowledged: an administrator acknowledged a refusal (`carrel
 	// audit witness ack NAME`); refusal is the witness.refused entry.

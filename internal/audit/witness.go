@@ -240,10 +240,11 @@ func (l *Log) WitnessResync(ctx context.Context, name, key string, size int64) e
 }
 
 // WitnessRefused records a refusal of witness name. Its cause is the
-// witness and the reason (r.Why): a cause not yet recorded since the
-// witness's last acknowledgement is a witness.refused entry, with the
-// sizes of that refusal, and waits for an acknowledgement; the same cause
-// again only updates the witness's error with what it said this time.
+// witness and the reason (r.Why). A cause is recorded as a witness.refused
+// entry, with the sizes of that refusal, once per episode: from the first
+// refusal for that reason until the witness next cosigns this log. The
+// same cause again within the episode only updates the witness's error
+// with what it said this time.
 //
 // The sizes are not part of the cause: a witness that is also cosigning
 // another copy of this log (a cloned PC, a restored data folder running
@@ -251,6 +252,13 @@ func (l *Log) WitnessResync(ctx context.Context, name, key string, size int64) e
 // retry (several an hour) would bury the one that matters. The first
 // entry says what happened; the service log and the error in `carrel
 // status` say what the witness says now.
+//
+// An acknowledgement does not end the episode: it says an administrator
+// saw this refusal, and a witness that goes on refusing for the same
+// reason (nothing was fixed yet, or the clone still runs) must not raise
+// the alarm again at its next retry, which would make acknowledging
+// useless. A different reason is a new cause, acknowledged or not, and so
+// is the same reason after the witness cosigned again.
 //
 // It returns the refusal (with the entry that recorded its cause) and
 // whether that entry is new.
@@ -263,7 +271,7 @@ func (l *Log) WitnessRefused(ctx context.Context, name, key string, r Refusal) (
 		}
 		now := l.now()
 		detail := clip(r.Detail, maxWitnessError)
-		seen, err := refusalsSinceAck(ctx, tx.tx, name)
+		seen, err := refusalsSinceCosigned(ctx, tx.tx, name, key)
 		if err != nil {
 			return err
 		}
@@ -290,23 +298,24 @@ func (l *Log) WitnessRefused(ctx context.Context, name, key string, r Refusal) (
 	return stored, isNew, nil
 }
 
-// refusalsSinceAck returns, by reason, the witness.refused entries of
-// witness name recorded after its latest witness.acknowledged entry (an
-// acknowledgement covers every refusal before it). The audit log decides,
-// not the witnesses table: that table is not hashed, and a copy of another
-// log's table must not silence a refusal this log never recorded.
-func refusalsSinceAck(ctx context.Context, q querier, name string) (map[string]int64, error) {
+// refusalsSinceCosigned returns, by reason, the witness.refused entries
+// of witness name (with key) recorded after the largest checkpoint the
+// witness cosigned: the refusals of the episode still running. The
+// witnesses table's size is not used: a 409 sets it to whatever size the
+// witness names, which for a cloned log is the other copy's. The
+// cosignatures table holds only cosignatures that verified under the key
+// when they were stored.
+func refusalsSinceCosigned(ctx context.Context, q querier, name, key string) (map[string]int64, error) {
 	from := int64(0)
-	byWitness := map[string]string{"witness": name}
-	err := scanStored(ctx, q, Query{Kinds: []Kind{WitnessAcknowledged}, Fields: byWitness}, func(s storedEntry) error {
-		from = s.seq + 1
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the acknowledgements of witness %q: %w", name, err)
+	if k, err := ParseWitnessKey(key); err == nil {
+		err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(c.size), 0) FROM cosignatures s JOIN checkpoints c ON c.id = s.checkpoint
+			WHERE s.witness = ? AND s.key_hash = ?`, k.Name, int64(k.Hash)).Scan(&from)
+		if err != nil {
+			return nil, fmt.Errorf("reading what witness %q cosigned: %w", name, err)
+		}
 	}
 	seen := map[string]int64{}
-	err = scanStored(ctx, q, Query{Kinds: []Kind{WitnessRefused}, Fields: byWitness, From: from}, func(s storedEntry) error {
+	err := scanStored(ctx, q, Query{Kinds: []Kind{WitnessRefused}, Fields: map[string]string{"witness": name}, From: from}, func(s storedEntry) error {
 		for _, f := range s.fields {
 			if f.key == "why" {
 				seen[f.value] = s.seq

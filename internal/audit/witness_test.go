@@ -346,10 +346,10 @@ func TestRefusalAndAcknowledgement(t *testing.T) {
 	}
 }
 
-// A refusal is recorded once per witness and reason until it is
-// acknowledged, whatever sizes the witness names (a clone of the log being
+// A refusal is recorded once per witness and reason until the witness
+// cosigns this log again, whatever sizes it names (a clone of the log being
 // cosigned elsewhere names a new one at every push), also when reasons
-// alternate; each witness counts on its own.
+// alternate and after an acknowledgement; each witness counts on its own.
 func TestRefusalOncePerCause(t *testing.T) {
 	l, _ := testLog(t)
 	ctx := context.Background()
@@ -391,15 +391,39 @@ func TestRefusalOncePerCause(t *testing.T) {
 	if _, err := l.AcknowledgeRefusal(ctx, "w1", "uid:0"); err != nil {
 		t.Fatal(err)
 	}
-	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 200); !isNew {
-		t.Errorf("the same cause after the acknowledgement was not recorded")
+	// The acknowledgement does not end the episode: the witness going on
+	// refusing for the same reason raises no new alarm.
+	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 200); isNew {
+		t.Errorf("the same cause after the acknowledgement was recorded again")
 	}
-	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 201); isNew {
-		t.Errorf("the same cause twice after the acknowledgement was recorded twice")
+	if st, _, _ := l.WitnessState(ctx, "w1"); st.Refusal.Pending() {
+		t.Errorf("the acknowledged refusal is pending again after a retry of the same cause")
+	}
+	// The witness cosigns the log again: the episode is over, and the same
+	// reason later is a new cause, recorded once.
+	cp, err := l.Checkpoint(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.AddCosignatures(ctx, "w1", w1.key, cp, []string{w1.cosign(t, cp)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 300); !isNew {
+		t.Errorf("the same cause after the witness cosigned again was not recorded")
+	}
+	if _, isNew := refuse(w1, "w1", RefusedNotExtension, 301); isNew {
+		t.Errorf("the same cause twice after the witness cosigned again was recorded twice")
+	}
+	if st, _, _ := l.WitnessState(ctx, "w1"); !st.Refusal.Pending() {
+		t.Errorf("the refusal after the witness cosigned again is not pending")
+	}
+	// w2 never cosigned: its cause stays recorded once.
+	if _, isNew := refuse(w2, "w2", RefusedNotExtension, 11); isNew {
+		t.Errorf("w2's same cause was recorded again after w1 cosigned")
 	}
 	es, err := l.Entries(ctx, Query{Kinds: []Kind{WitnessRefused}})
 	if err != nil || len(es) != 4 {
-		t.Fatalf("%d witness.refused entries, %v; want 4 (w1 twice, w2, w1 after the ack)", len(es), err)
+		t.Fatalf("%d witness.refused entries, %v; want 4 (w1 twice, w2, w1 after it cosigned again)", len(es), err)
 	}
 }
 

@@ -336,8 +336,9 @@ func TestWipedLogRefused(t *testing.T) {
 // cosigned. The witness names a new size at every refused push (the
 // original's latest), and the copy is shorter than it or diverges from
 // it. The copy's audit log records each distinct cause once, not once per
-// attempt, until an administrator acknowledges; the refusal stays pending
-// in the state (carrel status) and every attempt still reports it.
+// attempt, also after an administrator acknowledged it; the refusal stays
+// pending in the state (carrel status) until then, and every attempt still
+// reports it.
 func TestForkRefusedOncePerCause(t *testing.T) {
 	w := witnesstest.Start(t, witnesstest.Options{})
 	dir := t.TempDir()
@@ -405,14 +406,19 @@ func TestForkRefusedOncePerCause(t *testing.T) {
 		t.Fatalf("state = %+v, %v; want the rolled-back refusal pending and the latest detail in the error", st, err)
 	}
 
-	// Acknowledged: the same cause seen again is a new entry, once.
+	// Acknowledged: the clone goes on being refused for the same reason,
+	// which raises no new alarm (the copy never cosigns again, so the
+	// episode goes on).
 	if _, err := copied.AcknowledgeRefusal(context.Background(), "w1", "uid:0"); err != nil {
 		t.Fatal(err)
 	}
 	advance(1, audit.RefusedRolledBack)
 	advance(1, audit.RefusedRolledBack)
-	if es := entries(); len(es) != 3 {
-		t.Fatalf("%d witness.refused entries after the acknowledgement and two more refusals; want 3", len(es))
+	if es := entries(); len(es) != 2 {
+		t.Fatalf("%d witness.refused entries after the acknowledgement and two more refusals; want still 2", len(es))
+	}
+	if st, _, _ := copied.WitnessState(context.Background(), "w1"); st.Refusal.Pending() {
+		t.Errorf("the acknowledged refusal is pending again: %+v", st.Refusal)
 	}
 }
 
