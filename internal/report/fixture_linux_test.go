@@ -315,39 +315,41 @@ func (y *year) openLog() (*audit.Log, error) {
 // witnesses (Options.WitnessDial): which of its checkpoints a real
 // witness would cosign depends on timing, and the goldens must not.
 func (y *year) witness(ws ...*report.TestWitness) error {
-	l, err := y.openLog()
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	ctx := context.Background()
-	cp, err := l.Latest(ctx)
-	if err != nil {
-		return err
-	}
-	for _, w := range ws {
-		line, err := w.Cosign(cp, y.clock.Now())
-		if err != nil {
-			return err
+	return y.atLatest(func(ctx context.Context, l *audit.Log, cp audit.Checkpoint) error {
+		for _, w := range ws {
+			line, err := w.Cosign(cp, y.clock.Now())
+			if err != nil {
+				return err
+			}
+			k, err := audit.ParseWitnessKey(w.Key)
+			if err != nil {
+				return err
+			}
+			name := witness1Name
+			if w == witness2 {
+				name = witness2Name
+			}
+			if _, err := l.AddCosignatures(ctx, name, k, cp, []string{line}); err != nil {
+				return err
+			}
 		}
-		k, err := audit.ParseWitnessKey(w.Key)
-		if err != nil {
-			return err
-		}
-		name := witness1Name
-		if w == witness2 {
-			name = witness2Name
-		}
-		if _, err := l.AddCosignatures(ctx, name, k, cp, []string{line}); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // refuse records w2's refusal of the log's key, as the service records a
 // 403 from a witness.
 func (y *year) refuse() error {
+	return y.atLatest(func(ctx context.Context, l *audit.Log, cp audit.Checkpoint) error {
+		_, _, err := l.WitnessRefused(ctx, witness2Name, witness2.Key, audit.Refusal{Why: audit.RefusedKeyNotTrusted,
+			Detail: "the witness knows this log's origin but not its key (403)", LogSize: cp.Size})
+		return err
+	})
+}
+
+// atLatest opens the log (the service is stopped) and calls f with the
+// latest checkpoint the service signed.
+func (y *year) atLatest(f func(context.Context, *audit.Log, audit.Checkpoint) error) error {
 	l, err := y.openLog()
 	if err != nil {
 		return err
@@ -358,9 +360,7 @@ func (y *year) refuse() error {
 	if err != nil {
 		return err
 	}
-	_, _, err = l.WitnessRefused(ctx, witness2Name, witness2.Key, audit.Refusal{Why: audit.RefusedKeyNotTrusted,
-		Detail: "the witness knows this log's origin but not its key (403)", LogSize: cp.Size})
-	return err
+	return f(ctx, l, cp)
 }
 
 // book plays a library day: three bookings between 10 and 18 on opening
