@@ -83,12 +83,18 @@ func gatherWitnesses(ctx context.Context, log *audit.Log, cfg *config.Config, f 
 	f.CosignaturesRejected = []RejectedCosignature{}
 	var keys []audit.WitnessKey
 	index := map[string]int{} // key text → index in f.Witnesses
+	type claim struct {
+		name string
+		hash uint32
+	}
+	byClaim := map[claim]int{} // key name and hash → index in f.Witnesses
 	for _, w := range cfg.Audit.Witnesses {
 		wf := WitnessFacts{Name: w.Name, Key: w.Key, Cosigned: []CosignFact{}}
 		if k, err := audit.ParseWitnessKey(w.Key); err == nil {
 			wf.KeyName, wf.KeyHash = k.Name, fmt.Sprintf("%08x", k.Hash)
 			keys = append(keys, k)
 			index[k.Text] = len(f.Witnesses)
+			byClaim[claim{k.Name, k.Hash}] = len(f.Witnesses)
 		}
 		f.Witnesses = append(f.Witnesses, wf)
 	}
@@ -115,7 +121,21 @@ func gatherWitnesses(ctx context.Context, log *audit.Log, cfg *config.Config, f 
 		case !s.InLog:
 			why = "not-this-log"
 		}
-		wf := &f.Witnesses[index[k.Text]]
+		i, ok := index[k.Text]
+		if !ok {
+			// The line does not parse, so it names no key: judge it by the
+			// witness and key hash the row claims. A row claiming a
+			// configured witness with a line that cannot be its signature
+			// is a bad signature; the service stores only lines that
+			// verified.
+			i, ok = byClaim[claim{s.Witness, s.KeyHash}]
+			if !ok {
+				f.CosignaturesUnchecked++
+				continue
+			}
+			why = "bad-signature"
+		}
+		wf := &f.Witnesses[i]
 		if why != "" {
 			f.CosignaturesRejected = append(f.CosignaturesRejected, RejectedCosignature{Witness: wf.Name, Size: s.Checkpoint.Size, Why: why})
 			continue

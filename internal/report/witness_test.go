@@ -282,6 +282,32 @@ func TestReviewRejectsChangedCosignatures(t *testing.T) {
 	}
 }
 
+// TestReviewUnreadableCosignatureLine: a stored line that does not parse
+// names no key, so it is judged by the witness and key hash its row
+// claims: a bad signature of that witness (not of whichever witness the
+// config lists first), or unchecked when it claims no configured witness.
+func TestReviewUnreadableCosignatureLine(t *testing.T) {
+	w1, w2 := NewTestWitness("witness.example/w1"), NewTestWitness("witness.example/w2")
+	w := newWitnessedLog(t, 1, w1, w2)
+	cp := w.grow(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), 3)
+	w.cosign(w1, cp, w.now)
+	w.cosign(w2, cp, w.now)
+	w.exec(`UPDATE cosignatures SET line = 'not a signature line' WHERE witness = ?`, w2.Name)
+	r := w.review()
+	if got := r.Audit.CosignaturesRejected; len(got) != 1 || got[0].Witness != w2.Name || got[0].Why != "bad-signature" {
+		t.Errorf("CosignaturesRejected = %+v; want one by %s, bad-signature", got, w2.Name)
+	}
+	if r.Audit.Witnesses[0].Cosignatures != 1 || r.Audit.Witnesses[1].Cosignatures != 0 {
+		t.Errorf("witnesses = %+v; want w1's cosignature counted and w2's not", r.Audit.Witnesses)
+	}
+	w.exec(`UPDATE cosignatures SET witness = 'witness.example/w3' WHERE witness = ?`, w2.Name)
+	r = w.review()
+	if len(r.Audit.CosignaturesRejected) != 0 || r.Audit.CosignaturesUnchecked != 1 {
+		t.Errorf("rejected %+v, unchecked %d; want the line claiming no configured witness unchecked",
+			r.Audit.CosignaturesRejected, r.Audit.CosignaturesUnchecked)
+	}
+}
+
 // TestReviewPendingRefusalFromLog: whether a refusal waits for an
 // acknowledgement is read from the hashed log, not from the witnesses
 // table, which an administrator could change to hide it.
