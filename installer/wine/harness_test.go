@@ -158,6 +158,11 @@ func buildHelpers(t *testing.T) {
 // prefix is a Wine prefix of one test: its own C: drive, registry,
 // service manager and wineserver, removed (and the wineserver killed with
 // every Windows process in it) when the test ends.
+//
+// Its methods fail t, the test that made it. A subtest must use its own
+// view, p.in(t): FailNow (t.Fatal) on the parent from a subtest's
+// goroutine does not stop the subtest cleanly, it ends it with "test
+// executed panic(nil) or runtime.Goexit" and blames the parent.
 type prefix struct {
 	t   *testing.T
 	dir string   // WINEPREFIX
@@ -212,6 +217,15 @@ func (p *prefix) boot() {
 			p.t.Fatalf("%v: %v: %s", args, err, out)
 		}
 	}
+}
+
+// in is the same prefix whose methods fail t (a subtest of p's test):
+// the same Wine prefix and wineserver, still removed when p's test ends.
+// Programs it starts are ended when t ends.
+func (p *prefix) in(t *testing.T) *prefix {
+	v := *p
+	v.t = t
+	return &v
 }
 
 // reboot kills every program in the prefix, services included, as a

@@ -42,9 +42,11 @@ func TestNpcapUnderWine(t *testing.T) {
 	p := newPrefix(t)
 	exe := p.copyIn(carrelExe(t, versionOld), `C:\carrel\carrel.exe`)
 	cfg := []string{"--config", `C:\x\carrel.toml`}
-	carrel := func(args ...string) result {
+	// carrel, start and stop take the (sub)test to fail, and run in its
+	// view of the prefix (see prefix.in).
+	carrel := func(t *testing.T, args ...string) result {
 		t.Helper()
-		return p.ok(append(append([]string{exe}, args...), cfg...)...)
+		return p.in(t).ok(append(append([]string{exe}, args...), cfg...)...)
 	}
 
 	// version used to panic here: "Couldn't load function
@@ -59,17 +61,17 @@ func TestNpcapUnderWine(t *testing.T) {
 	declareCase(t, p, cfg[1], "lo")
 
 	// start runs carrel with the case in force and records a booking.
-	start := func(ref string) *proc {
+	start := func(t *testing.T, ref string) *proc {
 		t.Helper()
-		daemon := p.start(append([]string{exe, "run"}, cfg...)...)
+		daemon := p.in(t).start(append([]string{exe, "run"}, cfg...)...)
 		daemon.waitFor("carrel started")
-		p.spendFirstConnection(pipe)
-		if r := carrel("booking", "start", "--ref", ref); !strings.Contains(r.stdout, ref) {
+		p.in(t).spendFirstConnection(pipe)
+		if r := carrel(t, "booking", "start", "--ref", ref); !strings.Contains(r.stdout, ref) {
 			t.Errorf("booking start --ref %s:\n%v", ref, r)
 		}
 		return daemon
 	}
-	stop := func(daemon *proc) {
+	stop := func(t *testing.T, daemon *proc) {
 		t.Helper()
 		if err := daemon.interrupt(); err != nil {
 			t.Errorf("carrel run after Ctrl+C: %v\n%s", err, daemon.out)
@@ -80,15 +82,16 @@ func TestNpcapUnderWine(t *testing.T) {
 	}
 
 	t.Run("Wine's wpcap.dll", func(t *testing.T) {
+		p := p.in(t)
 		testenv.NeedRoot(t) // the host's libpcap opens a packet socket
 		traffic := sendUDP(t)
 		defer traffic.stop()
 		from := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
-		daemon := start("npcap-wine")
+		daemon := start(t, "npcap-wine")
 		daemon.waitFor("traffic capture started")
 		// The capture counts packets as they come (status is live).
 		waitStatus(t, p, exe, cfg, regexp.MustCompile(`captured:\s+[1-9]\d* packets`))
-		stop(daemon) // while packets still come: see above
+		stop(t, daemon) // while packets still come: see above
 		traffic.stop()
 		sealed := auditEntries(t, p, exe, cfg, audit.SegmentSealed)
 		if len(sealed) == 0 {
@@ -100,7 +103,7 @@ func TestNpcapUnderWine(t *testing.T) {
 		if err := os.MkdirAll(p.host(`C:\export`), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		carrel("export", "--order", "ORD-NPCAP", "--court", "Retten i Test", "--requester", "Politi", "--exporter", "Head Librarian",
+		carrel(t, "export", "--order", "ORD-NPCAP", "--court", "Retten i Test", "--requester", "Politi", "--exporter", "Head Librarian",
 			"--from", from.Format(time.RFC3339), "--to", to.Format(time.RFC3339), "--identity", identity, "--out", `C:\export\ORD-NPCAP`)
 		if !bagHas(t, p.host(`C:\export\ORD-NPCAP\data\traffic`), fmt.Sprintf(`"dport":%d`, traffic.port)) {
 			t.Errorf("the export's traffic holds no flow to port %d", traffic.port)
@@ -123,6 +126,7 @@ func TestNpcapUnderWine(t *testing.T) {
 			`no usable Npcap is installed: no wpcap.dll in "C:\\windows\\system32\\Npcap" or "C:\\windows\\system32"; install Npcap from https://npcap.com`},
 	} {
 		t.Run(pc.name, func(t *testing.T) {
+			p := p.in(t)
 			os.Remove(wpcap)
 			if pc.dll != "" {
 				p.copyIn(pc.dll, `C:\windows\system32\wpcap.dll`)
@@ -130,7 +134,7 @@ func TestNpcapUnderWine(t *testing.T) {
 			if r := p.run(exe, "version"); r.code != 0 {
 				t.Errorf("carrel version:\n%v", r)
 			}
-			daemon := start("npcap-" + strings.ReplaceAll(pc.name, " ", "-"))
+			daemon := start(t, "npcap-"+strings.ReplaceAll(pc.name, " ", "-"))
 			daemon.waitFor("capture could not start")
 			st := waitStatus(t, p, exe, cfg, regexp.MustCompile(`(?m)^why:\s+capture could not start: `))
 			if !strings.Contains(st, pc.why) {
@@ -143,11 +147,11 @@ func TestNpcapUnderWine(t *testing.T) {
 			if !found {
 				t.Errorf("no capture.error entry says %s", pc.why)
 			}
-			mustContain(t, carrel("booking", "list"), "npcap-"+strings.ReplaceAll(pc.name, " ", "-"))
-			stop(daemon)
+			mustContain(t, carrel(t, "booking", "list"), "npcap-"+strings.ReplaceAll(pc.name, " ", "-"))
+			stop(t, daemon)
 		})
 	}
-	carrel("audit", "verify")
+	carrel(t, "audit", "verify")
 }
 
 // declareCase sets capture.interface in the config at path and appends a
@@ -184,6 +188,7 @@ pcs = ["*"]
 // returns that output.
 func waitStatus(t *testing.T, p *prefix, exe string, cfg []string, re *regexp.Regexp) string {
 	t.Helper()
+	p = p.in(t)
 	deadline := time.Now().Add(waitDeadline)
 	for {
 		r := p.ok(append([]string{exe, "status"}, cfg...)...)
@@ -206,6 +211,7 @@ type auditEntry struct {
 // auditEntries lists the audit log's entries of kind.
 func auditEntries(t *testing.T, p *prefix, exe string, cfg []string, kind audit.Kind) []auditEntry {
 	t.Helper()
+	p = p.in(t)
 	r := p.ok(append([]string{exe, "audit", "list", "--json", "--kind", string(kind)}, cfg...)...)
 	var es []auditEntry
 	dec := json.NewDecoder(strings.NewReader(r.stdout))

@@ -48,6 +48,7 @@ func TestPipeSquatterUnderWine(t *testing.T) {
 		{"without an owner", "-", "the pipe names no owner"},
 	} {
 		t.Run(sq.name, func(t *testing.T) {
+			p := p.in(t)
 			squatter := p.start(`C:\tools\squatpipe.exe`, pipe, sq.sddl)
 			squatter.waitFor("squatting ")
 			for i, args := range [][]string{
@@ -81,6 +82,7 @@ func TestPipeSquatterUnderWine(t *testing.T) {
 	// first instance of an existing pipe name, so here it is carrel's own
 	// check for the name, made before creating the pipe, that refuses.
 	t.Run("service start", func(t *testing.T) {
+		p := p.in(t)
 		squatter := p.start(`C:\tools\squatpipe.exe`, pipe, "O:"+squatterOwner+"D:(A;;GA;;;WD)")
 		squatter.waitFor("squatting ")
 		pid := regexp.MustCompile(`as process (\d+)`).FindStringSubmatch(squatter.out.String())
@@ -110,6 +112,7 @@ func TestPipeSquatterUnderWine(t *testing.T) {
 	// With the squatter gone, carrel starts on the pipe and the same CLI
 	// sends the patron's booking: the check accepts carrel's own pipe.
 	t.Run("after the squatter", func(t *testing.T) {
+		p := p.in(t)
 		daemon := p.start(append([]string{exe, "run"}, cfg...)...)
 		daemon.waitFor("carrel started")
 		p.spendFirstConnection(pipe)
