@@ -33,6 +33,7 @@ type reportOptions struct {
 	since      timeFlag // breach
 	trusted    string   // review and breach: a checkpoint kept off the PC
 	verifiers  stringList
+	witness    *witnessKeyFlags // review and breach; nil for processing
 }
 
 // defaultBreachWindow is how far back `report breach` looks without --since.
@@ -59,6 +60,7 @@ func runReport(ctx context.Context, e *env, args []string) error {
 	if o.kind != "processing" {
 		fs.StringVar(&o.trusted, "trusted", "", "a checkpoint `FILE` kept off the PC (carrel audit checkpoint); the audit log must extend it")
 		fs.Var(&o.verifiers, "verifier", "the audit log's verifier `KEY` (carrel audit key) as kept off the PC; repeatable")
+		o.witness = addWitnessKeyFlags(fs)
 	}
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
@@ -82,6 +84,9 @@ func runReportKind(ctx context.Context, e *env, o reportOptions) error {
 		return err
 	}
 	in := compliance.Input{Config: cfg, Now: now, Version: version, Verifiers: o.verifiers}
+	if err := o.witnessKeys(cfg, &in); err != nil {
+		return err
+	}
 	if o.trusted != "" {
 		b, err := readSmallFile(o.trusted, 64<<10)
 		if err != nil {
@@ -127,6 +132,32 @@ func runReportKind(ctx context.Context, e *env, o reportOptions) error {
 		return err
 	}
 	return writeReport(ctx, e, cfg, o, out)
+}
+
+// witnessKeys puts the witness keys and quorum of --witness-key and
+// --quorum into in. Without --witness-key the config's witnesses are
+// judged, with --quorum in place of audit.witness_quorum when given.
+func (o reportOptions) witnessKeys(cfg *config.Config, in *compliance.Input) error {
+	if o.witness == nil {
+		return nil
+	}
+	if len(o.witness.keys) > 0 {
+		keys, quorum, _, err := o.witness.resolve(o.configPath)
+		if err != nil {
+			return err
+		}
+		in.WitnessKeys, in.WitnessQuorum = keys, quorum
+		return nil
+	}
+	q := *o.witness.quorum
+	if q < 0 {
+		return usagef("--quorum must be at least 1")
+	}
+	if q > len(cfg.Audit.Witnesses) {
+		return usagef("--quorum %d is more than the %d witnesses in the config (name others with --witness-key)", q, len(cfg.Audit.Witnesses))
+	}
+	in.WitnessQuorum = q
+	return nil
 }
 
 // writeReport writes out to a new file and records its digest. The file is

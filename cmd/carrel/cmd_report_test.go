@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"filippo.io/torchwood"
 
 	"github.com/carrel-lib/carrel/internal/audit"
 )
@@ -91,6 +94,9 @@ func TestReportFlags(t *testing.T) {
 		{[]string{"report", "review", "--config", cfg, "--from", "2026-05-01", "--to", "2026-04-01"}, exitUsage, "before"},
 		{[]string{"report", "processing", "--config", cfg, "--since", "2026-01-01"}, exitUsage, ""},
 		{[]string{"report", "review", "--config", cfg, "--trusted", filepath.Join(t.TempDir(), "none")}, exitFailure, "trusted checkpoint"},
+		{[]string{"report", "review", "--config", cfg, "--witness-key", "w1+0000"}, exitUsage, "--witness-key"},
+		{[]string{"report", "breach", "--config", cfg, "--quorum", "1"}, exitUsage, "more than the 0 witnesses in the config"},
+		{[]string{"report", "processing", "--config", cfg, "--witness-key", "w1+0000"}, exitUsage, ""},
 	} {
 		code, _, stderr := runCLI(t, "", tt.args...)
 		if code != tt.code || !strings.Contains(stderr, tt.want) {
@@ -111,5 +117,29 @@ func TestReportFlags(t *testing.T) {
 	}
 	if got.Meta.PC != "pc-e2e" || !got.Meta.Period.To.Equal(now) || !got.Meta.Period.From.Equal(from) || len(got.Config.Rejected) != 1 {
 		t.Errorf("review JSON = %+v; want pc-e2e, the period of the flags, one refused config", got)
+	}
+
+	// A witness key given off the PC is the one the review judges with.
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := torchwood.NewCosignatureSigner("witness.example/w1", priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := signer.Verifier().String()
+	code, stdout, stderr = runCLI(t, "", "report", "review", "--config", cfg, "--format", "json", "--witness-key", key)
+	var withKey struct {
+		Audit struct {
+			WitnessKeysGiven bool `json:"witness_keys_given"`
+			Witnesses        []struct{ Name, Key string }
+		}
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &withKey) != nil {
+		t.Fatalf("report review --witness-key = %d, %q, %q", code, stdout, stderr)
+	}
+	if a := withKey.Audit; !a.WitnessKeysGiven || len(a.Witnesses) != 1 || a.Witnesses[0].Key != key || a.Witnesses[0].Name != "witness.example/w1" {
+		t.Errorf("review with --witness-key: %+v; want the key given, named by its name", a)
 	}
 }

@@ -27,6 +27,13 @@ type Input struct {
 	// librarian's verifier keys; both optional (see audit.VerifyOptions).
 	Trusted   []byte
 	Verifiers []string
+	// WitnessKeys, when given, are the witnesses' verifier keys as their
+	// operators publish them, kept off the PC: cosignatures are judged
+	// with these instead of the keys in the config, which whoever
+	// administers the PC can change. WitnessQuorum, when above 0, replaces
+	// the config's audit.witness_quorum.
+	WitnessKeys   []string
+	WitnessQuorum int
 }
 
 // Facts is everything a report is made from, read once.
@@ -46,8 +53,11 @@ type Facts struct {
 	// witnessed. CosignaturesRejected are stored cosignatures by a
 	// configured witness that do not count; CosignaturesUnchecked counts
 	// those by witnesses the config does not list.
-	Witnesses             []WitnessFacts
-	WitnessQuorum         int
+	Witnesses     []WitnessFacts
+	WitnessQuorum int
+	// WitnessKeysGiven says the witness keys came from Input.WitnessKeys,
+	// not from the config on the PC.
+	WitnessKeysGiven      bool
 	CosignaturesRejected  []RejectedCosignature
 	CosignaturesUnchecked int
 }
@@ -103,7 +113,7 @@ func Gather(ctx context.Context, in Input) (*Facts, error) {
 		f.Verify.Problem = err.Error()
 	}
 	f.Verify = verify(ctx, log, in, f.Verify.Problem)
-	if err := gatherWitnesses(ctx, log, in.Config, f); err != nil {
+	if err := gatherWitnesses(ctx, log, in, f); err != nil {
 		return nil, fmt.Errorf("reading the witnesses' cosignatures: %w", err)
 	}
 

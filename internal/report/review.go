@@ -312,6 +312,9 @@ type AuditReview struct {
 	// is not counted, as `carrel audit verify` would not call it witnessed.
 	Witnessed     int `json:"witnessed_checkpoints"`
 	WitnessQuorum int `json:"witness_quorum"`
+	// WitnessKeysGiven says the witness keys were given off the PC
+	// (`--witness-key`), not read from the config.
+	WitnessKeysGiven bool `json:"witness_keys_given,omitempty"`
 	// LatestWitnessed is the largest checkpoint a quorum cosigned up to
 	// the making of the review; nil when none is.
 	LatestWitnessed *WitnessedCheckpoint `json:"latest_witnessed,omitempty"`

@@ -226,6 +226,9 @@ func auditSection(a AuditReview, tr printer) section {
 		pair{tr.t("audit.witnessed"), tr.t("audit.witnessed.count", a.Witnessed, a.WitnessQuorum)},
 		pair{tr.t("audit.witnessed.last"), witnessedText(a.LatestWitnessed, tr)})
 	s.Paras = []string{tr.t("witness.lead")}
+	if a.WitnessKeysGiven {
+		s.Paras = []string{tr.t("witness.lead.given")}
+	}
 	if n := len(a.CosignaturesRejected); n > 0 {
 		var whys []string
 		for _, c := range a.CosignaturesRejected {

@@ -90,5 +90,22 @@ func TestJSONMatchesSchema(t *testing.T) {
 				t.Errorf("%s %s: the schema accepts it", name, what)
 			}
 		}
+		// What the goldens leave out, because it is off by default.
+		if kind == "review" {
+			var c map[string]any
+			json.Unmarshal(b, &c)
+			c["audit"].(map[string]any)["witness_keys_given"] = true
+			cb, _ := json.Marshal(c)
+			ci, _ := jsonschema.UnmarshalJSON(bytes.NewReader(cb))
+			if err := schemas[kind].Validate(ci); err != nil {
+				t.Errorf("%s with witness keys given off the PC: %v", name, err)
+			}
+			c["audit"].(map[string]any)["witness_keys_given"] = "yes"
+			cb, _ = json.Marshal(c)
+			ci, _ = jsonschema.UnmarshalJSON(bytes.NewReader(cb))
+			if schemas[kind].Validate(ci) == nil {
+				t.Errorf("%s with witness_keys_given a string: the schema accepts it", name)
+			}
+		}
 	}
 }

@@ -76,9 +76,17 @@ type RejectedCosignature struct {
 }
 
 // gatherWitnesses judges every stored cosignature against the witnesses of
-// cfg.
-func gatherWitnesses(ctx context.Context, log *audit.Log, cfg *config.Config, f *Facts) error {
-	f.WitnessQuorum = max(cfg.Audit.WitnessQuorum, 1)
+// the config, or against the keys in.WitnessKeys gives.
+func gatherWitnesses(ctx context.Context, log *audit.Log, in Input, f *Facts) error {
+	f.WitnessQuorum = max(in.Config.Audit.WitnessQuorum, 1)
+	if in.WitnessQuorum > 0 {
+		f.WitnessQuorum = in.WitnessQuorum
+	}
+	witnesses := in.Config.Audit.Witnesses
+	if len(in.WitnessKeys) > 0 {
+		witnesses = givenWitnesses(in.WitnessKeys, in.Config.Audit.Witnesses)
+		f.WitnessKeysGiven = true
+	}
 	f.Witnesses = []WitnessFacts{}
 	f.CosignaturesRejected = []RejectedCosignature{}
 	var keys []audit.WitnessKey
@@ -88,7 +96,7 @@ func gatherWitnesses(ctx context.Context, log *audit.Log, cfg *config.Config, f 
 		hash uint32
 	}
 	byClaim := map[claim]int{} // key name and hash → index in f.Witnesses
-	for _, w := range cfg.Audit.Witnesses {
+	for _, w := range witnesses {
 		wf := WitnessFacts{Name: w.Name, Key: w.Key, Cosigned: []CosignFact{}}
 		if k, err := audit.ParseWitnessKey(w.Key); err == nil {
 			wf.KeyName, wf.KeyHash = k.Name, fmt.Sprintf("%08x", k.Hash)
@@ -167,6 +175,28 @@ func gatherWitnesses(ctx context.Context, log *audit.Log, cfg *config.Config, f 
 	return nil
 }
 
+// givenWitnesses names each of keys (verifier keys given off the PC) as
+// the config names the witness with that very key, or by the key's own
+// name when the config has no such witness (a key the config lacks or
+// holds changed): a refusal or an error the service recorded belongs to
+// the config's name.
+func givenWitnesses(keys []string, configured []config.Witness) []config.Witness {
+	out := make([]config.Witness, 0, len(keys))
+	for _, key := range keys {
+		w := config.Witness{Name: key, Key: key}
+		if k, err := audit.ParseWitnessKey(key); err == nil {
+			w.Name = k.Name
+		}
+		for _, c := range configured {
+			if c.Key == key {
+				w.Name = c.Name
+			}
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
 // WitnessReview is one configured witness in a review.
 type WitnessReview struct {
 	Name    string `json:"name"`
@@ -231,6 +261,7 @@ type WitnessedCheckpoint struct {
 // end (the period's end, or the making of the report when earlier).
 func witnessReview(f *Facts, p Period, end time.Time, a *AuditReview) {
 	a.WitnessQuorum = f.WitnessQuorum
+	a.WitnessKeysGiven = f.WitnessKeysGiven
 	a.Witnesses = []WitnessReview{}
 	a.CosignaturesRejected = f.CosignaturesRejected
 	a.CosignaturesUnchecked = f.CosignaturesUnchecked

@@ -101,7 +101,14 @@ func (w *witnessedLog) exec(query string, args ...any) {
 
 func (w *witnessedLog) review() *Review {
 	w.t.Helper()
-	f, err := Gather(context.Background(), Input{Config: w.cfg, Now: reviewMade, Version: "test"})
+	return w.reviewWith(Input{})
+}
+
+// reviewWith makes the review with in's witness keys and quorum.
+func (w *witnessedLog) reviewWith(in Input) *Review {
+	w.t.Helper()
+	in.Config, in.Now, in.Version = w.cfg, reviewMade, "test"
+	f, err := Gather(context.Background(), in)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -305,6 +312,51 @@ func TestReviewUnreadableCosignatureLine(t *testing.T) {
 	if len(r.Audit.CosignaturesRejected) != 0 || r.Audit.CosignaturesUnchecked != 1 {
 		t.Errorf("rejected %+v, unchecked %d; want the line claiming no configured witness unchecked",
 			r.Audit.CosignaturesRejected, r.Audit.CosignaturesUnchecked)
+	}
+}
+
+// TestReviewWithWitnessKeysFromOffThePC: whoever administers the PC can
+// put a witness of their own making into the config and store its
+// cosignatures on a rewritten log; the review then calls the log
+// witnessed. With the real witness's key given off the PC, those
+// cosignatures are not counted (they are by a key not given), the real
+// witness's are, under the config's name for it, and the review says
+// where the keys came from.
+func TestReviewWithWitnessKeysFromOffThePC(t *testing.T) {
+	real, forged := NewTestWitness("witness.example/w1"), NewTestWitness("witness.example/w1-forged")
+	w := newWitnessedLog(t, 1, forged)
+	w.cfg.Audit.Witnesses[0].Name = "w1"
+	cp := w.grow(time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC), 3)
+	w.cosign(forged, cp, w.now)
+	if r := w.reviewWith(Input{}); r.Audit.Witnessed != 1 || r.Audit.WitnessKeysGiven {
+		t.Fatalf("with the config's keys: Witnessed = %d, keys given %v; want 1 (the forged witness), false", r.Audit.Witnessed, r.Audit.WitnessKeysGiven)
+	}
+	r := w.reviewWith(Input{WitnessKeys: []string{real.Key}, WitnessQuorum: 1})
+	if r.Audit.Witnessed != 0 || r.Audit.CosignaturesUnchecked != 1 || !r.Audit.WitnessKeysGiven {
+		t.Errorf("with the real key: Witnessed = %d, unchecked %d, keys given %v; want 0, 1, true",
+			r.Audit.Witnessed, r.Audit.CosignaturesUnchecked, r.Audit.WitnessKeysGiven)
+	}
+	if got := rulesOf(r.Findings); !slices.Contains(got, "no-verified-off-pc-checkpoint") {
+		t.Errorf("findings = %v; want no-verified-off-pc-checkpoint", got)
+	}
+	if len(r.Audit.Witnesses) != 1 || r.Audit.Witnesses[0].Key != real.Key {
+		t.Errorf("witnesses = %+v; want the one given", r.Audit.Witnesses)
+	}
+	text, err := Render(r, "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "given for this report from off the PC") {
+		t.Errorf("the text review does not say the keys were given off the PC:\n%s", text)
+	}
+
+	// The config names the real witness: its cosignatures count under the
+	// config's name, with the key given.
+	w.cfg.Audit.Witnesses = []config.Witness{{Name: "w1", URL: "https://w1", Key: real.Key}}
+	w.cosign(real, cp, w.now)
+	r = w.reviewWith(Input{WitnessKeys: []string{real.Key}})
+	if r.Audit.Witnessed != 1 || r.Audit.Witnesses[0].Name != "w1" {
+		t.Errorf("Witnessed = %d, witnesses %+v; want 1, by w1", r.Audit.Witnessed, r.Audit.Witnesses)
 	}
 }
 
