@@ -247,8 +247,14 @@ func wineEnv(dir string) []string {
 	}
 	return append(env,
 		"WINEPREFIX="+dir, "WINEARCH=win64",
-		// Wine's own messages are not carrel's output.
-		"WINEDEBUG=-all",
+		// Wine's errors only (no fixme, warn or trace): a program that
+		// Wine fails to load, or that dies in Wine, exits with no word of
+		// its own, and these lines, in the command's standard error, are
+		// then the only account of it. Seen once: `carrel audit list`
+		// exited 1 with empty output while `carrel run` ran, under -all.
+		// The "-all" first also keeps Debian's wine script from printing
+		// its wine32 hint on every call.
+		"WINEDEBUG=-all,err+all",
 		// mscoree and mshtml off: wineboot would try to fetch Mono and
 		// Gecko. Wine's wpcap.dll stays on: it lacks functions Npcap has
 		// (pcap_setdirection), which used to crash carrel at start
