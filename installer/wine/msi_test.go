@@ -6,10 +6,12 @@ import (
 	"bytes"
 	"encoding/csv"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Where the MSI puts carrel, and what it leaves.
@@ -38,7 +40,11 @@ func (p *prefix) msiexec(args ...string) (result, string) {
 	p.t.Helper()
 	logFile := `C:\msi-` + strings.Trim(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(strings.Join(args[:2], "-"), "-"), "-") + ".log"
 	os.Remove(p.host(logFile))
-	r := p.runWithin(msiDeadline, append(append([]string{"msiexec"}, args...), "/l*v", logFile)...)
+	// Wine's msi warnings too: its actions log failures they then
+	// ignore only there (see wineLeftRunningExe), not in the MSI log.
+	m := p.in(p.t)
+	m.env = append(append([]string(nil), p.env...), "WINEDEBUG=-all,err+all,warn+msi")
+	r := m.runWithin(msiDeadline, append(append([]string{"msiexec"}, args...), "/l*v", logFile)...)
 	b, err := os.ReadFile(p.host(logFile))
 	if err != nil {
 		p.t.Fatalf("%v\nno log: %v", r, err)
@@ -260,14 +266,64 @@ func TestMSIUnderWine(t *testing.T) {
 		t.Errorf("%d products named carrel installed after uninstall; want none", n)
 	}
 	if _, err := os.Stat(p.host(installedExe)); !os.IsNotExist(err) {
-		t.Errorf("%s after uninstall: %v; want it gone\nlog:\n%s\ntasklist:\n%s\nsession manager:\n%s", installedExe, err, actions(log),
-			p.run("tasklist").stdout, p.run("reg", "query", `HKLM\System\CurrentControlSet\Control\Session Manager`).stdout)
+		newExe, _ := os.ReadFile(carrelExe(t, versionNew))
+		if why := p.wineLeftRunningExe(r, newExe); why != "" {
+			t.Logf("%s is left after uninstall, by Wine's msi: %s", installedExe, why)
+		} else {
+			t.Errorf("%s after uninstall: %v; want it gone\nlog:\n%s\nstderr:\n%s\ntasklist:\n%s\nsession manager:\n%s", installedExe, err, actions(log), r.stderr,
+				p.run("tasklist").stdout, p.run("reg", "query", `HKLM\System\CurrentControlSet\Control\Session Manager`).stdout)
+		}
 	}
 	for _, f := range []string{"carrel.toml", "bookings.db", "audit.db", "audit.key"} {
 		if _, err := os.Stat(p.host(dataDir + `\` + f)); err != nil {
 			t.Errorf("uninstall must keep %s\\%s: %v", dataDir, f, err)
 		}
 	}
+}
+
+// wineLeftRunningExe tells whether carrel.exe was left by an uninstall
+// (msiexec /x, its result r) only because of a defect of Wine 8's msi,
+// and if so how; "" when anything else could have left it.
+//
+// The defect: Wine's StopServices sends the service its stop request and
+// goes on without waiting until it has stopped (it ignores the
+// ServiceControl table's Wait column; DeleteServices then asks again and
+// gets ERROR_SERVICE_CANNOT_ACCEPT_CTRL, 1061, as the service is already
+// stopping). RemoveFiles follows within a few hundred milliseconds; while
+// carrel's clean stop (final checkpoint, databases closed) is still
+// running, Wine refuses to delete the running program (ERROR_ACCESS_DENIED,
+// 5), and RemoveFiles ignores that with a warning, which is in no MSI log.
+// Windows Installer waits for the stop, and deletes a file still in use at
+// the next restart. Under load carrel's stop takes longer than Wine's
+// gap: one fresh-clone `make test` in two under load left carrel.exe. (The MSI log's
+// "InstallFiles … carrel.exe" line of every /x is Wine's progress
+// message, not a copy: it is there when the file goes too.)
+//
+// It is that defect only when Wine said so for exactly this file, the
+// service carrel.exe ran as has exited since, and the file left is the
+// installed program, alone in its folder; the caller checks separately that
+// the service and the product registration are gone.
+func (p *prefix) wineLeftRunningExe(r result, installed []byte) string {
+	p.t.Helper()
+	warning := `warn:msi:ACTION_RemoveFiles failed to delete L"` + strings.ReplaceAll(installedExe, `\`, `\\`) + `" (5)`
+	if !strings.Contains(r.stderr, warning) {
+		return ""
+	}
+	if got, err := os.ReadFile(p.host(installedExe)); err != nil || !bytes.Equal(got, installed) {
+		return ""
+	}
+	if files, err := os.ReadDir(filepath.Dir(p.host(installedExe))); err != nil || len(files) != 1 {
+		return ""
+	}
+	// The program was running when RemoveFiles ran; it must have ended
+	// (its clean stop done), not run on.
+	deadline := time.Now().Add(waitDeadline)
+	for strings.Contains(strings.ToLower(p.run("tasklist").stdout), "carrel.exe") {
+		if time.Now().After(deadline) {
+			return ""
+		}
+	}
+	return "Wine logged " + warning + " (the service was still stopping: Wine's StopServices does not wait), and the service's process has exited since"
 }
 
 // TestMSIFailsWhenDataFolderCannotBeSecured: SecureDataFolder (icacls)
