@@ -34,6 +34,16 @@ type harness struct {
 	log          *testenv.Buffer
 }
 
+// status asks the running daemon for its status.
+func (h *harness) status(t *testing.T) api.Status {
+	t.Helper()
+	st, err := h.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func writeConfig(t *testing.T, dir string, extra string) string {
 	t.Helper()
 	doc := config.Example(filepath.Join(dir, "data"))
@@ -297,14 +307,7 @@ func TestConfigReload(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "")
 	h := start(t, dir, nil)
-	ctx := context.Background()
-	status := func() api.Status {
-		st, err := h.client.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() api.Status { return h.status(t) }
 	p := h.cfgPath
 	orig, _ := os.ReadFile(p)
 	edit := func(from, to string) []byte { return bytes.Replace(orig, []byte(from), []byte(to), 1) }

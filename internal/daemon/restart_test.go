@@ -24,14 +24,7 @@ func TestDataDirChangeTakesEffectAtRestart(t *testing.T) {
 	dir := t.TempDir()
 	writeConfig(t, dir, "")
 	h := start(t, dir, nil)
-	ctx := context.Background()
-	status := func() api.Status {
-		st, err := h.client.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st
-	}
+	status := func() api.Status { return h.status(t) }
 	inUse := filepath.Join(dir, "data")
 	elsewhere := filepath.Join(dir, "data2")
 	orig, err := os.ReadFile(h.cfgPath)
