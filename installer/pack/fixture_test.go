@@ -43,17 +43,7 @@ var (
 	testDate     = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "carrel-pack-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	workDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithWorkDir(m, "carrel-pack-test-", &workDir)) }
 
 // linuxBinary is carrel built for the .deb, reporting testVersion1.
 func linuxBinary(t *testing.T) string { return linuxBinaryOf(t, testVersion1) }

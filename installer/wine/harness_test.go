@@ -52,17 +52,7 @@ var (
 	helpersErr  error
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "carrel-wine-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	workDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithWorkDir(m, "carrel-wine-test-", &workDir)) }
 
 // carrelExe is carrel.exe for v, built once per test run as `make windows`
 // builds it (cgo with mingw, the version resource linked in).

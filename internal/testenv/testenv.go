@@ -10,6 +10,7 @@ package testenv
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,4 +112,19 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// RunWithWorkDir runs the package's tests (from TestMain) with *dir set to
+// a new temporary folder named after pattern, for what the tests build
+// once and share (binaries, packages), and removes it afterwards. It
+// returns the exit code for os.Exit.
+func RunWithWorkDir(m *testing.M, pattern string, dir *string) int {
+	d, err := os.MkdirTemp("", pattern)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	*dir = d
+	defer os.RemoveAll(d)
+	return m.Run()
 }
