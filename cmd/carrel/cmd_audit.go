@@ -59,11 +59,7 @@ func addAuditLogFlags(fs *flag.FlagSet) auditLogFlags {
 // and every folder on that path is one only root and the service can
 // change (SQLite resolves a path to its folder's name by itself anyway).
 func dataFile(configPath, name string) (string, error) {
-	cfg, err := config.Load(configPath)
-	if err != nil {
-		return "", err
-	}
-	d, err := openDataDir(cfg)
+	_, d, err := loadDataDir(configPath)
 	if errors.Is(err, config.ErrNoDataDir) {
 		return "", &hintError{err: err, hint: "the service creates the data folder and the audit log when it first starts"}
 	}

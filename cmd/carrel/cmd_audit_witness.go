@@ -77,11 +77,7 @@ func runAuditWitnessAck(ctx context.Context, e *env, args []string) error {
 		return usagef("audit witness ack needs the witness's NAME (as carrel status shows it)")
 	}
 	name := flags.Arg(0)
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	data, err := openDataDir(cfg)
+	cfg, data, err := loadDataDir(*path)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,6 @@ import (
 	"filippo.io/age"
 
 	"github.com/carrel-lib/carrel/internal/audit"
-	"github.com/carrel-lib/carrel/internal/config"
 	"github.com/carrel-lib/carrel/internal/export"
 	"github.com/carrel-lib/carrel/internal/seal"
 )
@@ -99,11 +98,7 @@ func runExport(ctx context.Context, e *env, args []string) error {
 	if !o.to.t.After(o.from.t) {
 		return usagef("--to (%s) must be after --from (%s)", o.to.String(), o.from.String())
 	}
-	cfg, err := config.Load(o.configPath)
-	if err != nil {
-		return err
-	}
-	data, err := openDataDir(cfg)
+	cfg, data, err := loadDataDir(o.configPath)
 	if err != nil {
 		return err
 	}
@@ -167,11 +162,7 @@ func runExportClean(ctx context.Context, e *env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("export clean takes no arguments")
 	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		return err
-	}
-	data, err := openDataDir(cfg)
+	cfg, data, err := loadDataDir(*configPath)
 	if err != nil {
 		return err
 	}

@@ -37,11 +37,7 @@ func runTrafficList(ctx context.Context, e *env, args []string) error {
 	if flags.NArg() > 0 {
 		return usagef("traffic list takes no arguments")
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	data, err := openDataDir(cfg)
+	_, data, err := loadDataDir(*path)
 	if err != nil && !errors.Is(err, config.ErrNoDataDir) {
 		return err
 	}
@@ -147,11 +143,7 @@ func runTrafficRelease(ctx context.Context, e *env, args []string) error {
 	if strings.TrimSpace(*order) == "" || flags.NArg() > 0 {
 		return usagef("traffic release needs --order REF and no other arguments")
 	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		return err
-	}
-	data, err := openDataDir(cfg)
+	cfg, data, err := loadDataDir(*path)
 	if errors.Is(err, config.ErrNoDataDir) {
 		return seal.Exists(cfg.Storage.DataDir) // nothing was ever sealed: ErrNoStore
 	}

@@ -11,14 +11,20 @@ func defaultConfigPath() string { return config.DefaultPath }
 
 func absPath(p string) (string, error) { return filepath.Abs(p) }
 
-// openDataDir judges and opens the config's data folder as the service
-// does, creating nothing: a folder that another account could change is
-// refused (with the fix as a hint). Close it when done; files in it are
-// opened through Path.
-func openDataDir(cfg *config.Config) (*config.DataDir, error) {
+// loadDataDir loads the config at path, then judges and opens its data
+// folder as the service does, creating nothing: a folder that another
+// account could change is refused (with the fix as a hint). When only the
+// folder fails, the config is returned with the error (ErrNoDataDir: the
+// service has not made it yet). Close the folder when done; files in it
+// are opened through Path.
+func loadDataDir(path string) (*config.Config, *config.DataDir, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
 	d, err := config.OpenDataDir(cfg.Storage.DataDir, false)
 	if err != nil {
-		return nil, fmt.Errorf("storage.data_dir: %w", err)
+		return cfg, nil, fmt.Errorf("storage.data_dir: %w", err)
 	}
-	return d, nil
+	return cfg, d, nil
 }
