@@ -6,6 +6,7 @@ package internal_test
 import (
 	"encoding/json"
 	"go/ast"
+	"go/build"
 	"go/parser"
 	"go/token"
 	"os/exec"
@@ -102,6 +103,38 @@ func TestBookingsAndTrafficNeverMeet(t *testing.T) {
 				}
 				if imp == mod+ban {
 					t.Errorf("tests of %s import %s", from, ban)
+				}
+			}
+		}
+	}
+}
+
+// TestLeavesImportNoCarrelPackage: the packages below everything import
+// no carrel package but those named, in their Linux and their Windows
+// files. keyfile writes the keys and markers of the audit log, the
+// booking register and the traffic store. The audit log opens SQLite
+// files (sqlitedb) and writes its key (keyfile), and nothing else: so
+// nothing the log does can reach bookings, traffic or cases, and every
+// other package can depend on it.
+func TestLeavesImportNoCarrelPackage(t *testing.T) {
+	leaves := map[string][]string{
+		"keyfile": nil,
+		"audit":   {"internal/sqlitedb", "internal/keyfile"},
+	}
+	for dir, allowed := range leaves {
+		for _, goos := range []string{"linux", "windows"} {
+			ctx := build.Default
+			ctx.GOOS = goos
+			p, err := ctx.ImportDir(dir, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(p.Imports) < 5 {
+				t.Fatalf("%s on %s: found %d imports; want the package's", dir, goos, len(p.Imports))
+			}
+			for _, imp := range p.Imports {
+				if strings.HasPrefix(imp, mod) && !slices.Contains(allowed, strings.TrimPrefix(imp, mod)) {
+					t.Errorf("%s on %s imports %s", dir, goos, imp)
 				}
 			}
 		}
