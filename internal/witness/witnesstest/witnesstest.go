@@ -98,7 +98,7 @@ type Witness struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{}
-	stderr  *lockedBuffer
+	stderr  *testenv.Buffer
 	agent   *exec.Cmd
 	wrapped func(*exec.Cmd) // runs the witness somewhere else (a network namespace)
 	probe   func(addr string) bool
@@ -188,7 +188,7 @@ func (w *Witness) Restart() {
 		t.Fatalf("witness %s is running", w.Name)
 	}
 	cmd := exec.Command(w.litewit, "-db", w.DB, "-name", w.Name, "-key", w.fp, "-ssh-agent", w.agentSock, "-listen", w.Addr)
-	w.stderr = &lockedBuffer{}
+	w.stderr = &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = w.stderr, w.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if w.wrapped != nil {
@@ -301,21 +301,4 @@ func waitFor(t testing.TB, what string, cond func() (bool, string)) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
