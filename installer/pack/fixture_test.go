@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -121,14 +120,7 @@ func debianRoot(t *testing.T) string {
 	// The name says what the root holds: a cache made with other packages
 	// is not mistaken for this one.
 	pristine := filepath.Join(cache, suite+"-minbase-"+strings.Join(debianRootPackages, "-"))
-	lock, err := os.OpenFile(pristine+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	defer testenv.LockFile(t, pristine+".lock")()
 	if _, err := os.Stat(filepath.Join(pristine, "var/lib/dpkg/status")); err != nil {
 		start := time.Now()
 		if err := debootstrap(suite, mirror, pristine); err != nil {

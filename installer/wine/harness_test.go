@@ -265,14 +265,7 @@ func pristinePrefix(t *testing.T) string {
 	version := regexp.MustCompile(`[^A-Za-z0-9.+-]+`).ReplaceAllString(strings.TrimSpace(string(out)), "_")
 	cache := testenv.CacheDir(t, "wineprefix")
 	pristine := filepath.Join(cache, version)
-	lock, err := os.OpenFile(pristine+".lock", os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	defer testenv.LockFile(t, pristine+".lock")()
 	if _, err := os.Stat(filepath.Join(pristine, "system.reg")); err == nil {
 		return pristine
 	}
